@@ -1,0 +1,16 @@
+"""Plain `nn.Module`s: no training logic lives here."""
+
+from deepfake_lightning.models.attention import SpatialAttention
+from deepfake_lightning.models.backbone import MobileNetV2Backbone, WeightsError
+from deepfake_lightning.models.detector import DeepfakeDetector, build_detector, model_size
+from deepfake_lightning.models.head import MLPHead
+
+__all__ = [
+    "DeepfakeDetector",
+    "MLPHead",
+    "MobileNetV2Backbone",
+    "SpatialAttention",
+    "WeightsError",
+    "build_detector",
+    "model_size",
+]

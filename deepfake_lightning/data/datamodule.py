@@ -1,0 +1,156 @@
+"""One LightningDataModule for every on-disk layout (faces140k, folder); the synthetic set reuses it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from deepfake_lightning.data.dataset import ImageDataset, collate_skipping
+from deepfake_lightning.data.images import BadImageError, load_rgb
+from deepfake_lightning.data.index import SPLITS, Index, describe, index_faces140k, index_folder
+from deepfake_lightning.data.transforms import build_eval_transform, build_train_transform
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = ("faces140k", "folder")
+IMAGENET_NORMALIZE = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+
+
+class DeepfakeDataModule(L.LightningDataModule):
+    """Indexes the data root once (no per-epoch re-listing) and serves train/val/test loaders."""
+
+    def __init__(
+        self,
+        root: str,
+        layout: str = "faces140k",
+        image_size: int = 224,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        preprocess: str = "resize",
+        augment: Mapping[str, Any] | None = None,
+        normalize: Mapping[str, Any] | None = None,
+        on_bad_image: str = "skip",
+        verify: bool = False,
+        split_ratios: Sequence[float] = (0.8, 0.1, 0.1),
+        split_seed: int = 0,
+        use_all_for_test: bool = False,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        prefetch_factor: int = 4,
+    ) -> None:
+        super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"data.layout={layout!r}: allowed {LAYOUTS}")
+        self.root = str(root)
+        self.layout = layout
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.preprocess = preprocess
+        self.augment = _plain(augment) or {}
+        self.normalize = _plain(normalize) or IMAGENET_NORMALIZE
+        self.on_bad_image = on_bad_image
+        self.verify = verify
+        self.split_ratios = list(split_ratios)
+        self.split_seed = split_seed
+        self.use_all_for_test = use_all_for_test
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.prefetch_factor = prefetch_factor
+        self.index: Index | None = None
+        self.verify_skipped: list[str] = []
+
+    def build_index(self) -> Index:
+        if self.layout == "faces140k":
+            index = index_faces140k(self.root)
+            if self.use_all_for_test:
+                index = {"train": [], "valid": [], "test": [s for split in SPLITS for s in index[split]]}
+            return index
+        return index_folder(self.root, self.split_ratios, self.split_seed, self.use_all_for_test)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.index is not None:
+            return
+        index = self.build_index()
+        if self.verify:
+            index = self._verified(index)
+        for split, counts in describe(index).items():
+            log.info("data %s: %d real, %d fake (%s)", split, counts["real"], counts["fake"], self.root)
+        self.index = index
+
+    def _verified(self, index: Index) -> Index:
+        """Decode every file once before training, so bad files are known up front."""
+        kept: Index = {}
+        for split, samples in index.items():
+            kept[split] = []
+            for path, target in samples:
+                try:
+                    load_rgb(path)
+                except BadImageError as err:
+                    if self.on_bad_image == "raise":
+                        raise
+                    self.verify_skipped.append(path)
+                    log.warning("skipped %s", err)
+                    continue
+                kept[split].append((path, target))
+        if self.verify_skipped:
+            log.warning("verify: skipped %d unreadable image(s)", len(self.verify_skipped))
+        return kept
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        self.setup()
+        assert self.index is not None
+        return describe(self.index)
+
+    def _dataset(self, split: str, train: bool) -> ImageDataset:
+        self.setup()
+        assert self.index is not None
+        if not self.index[split]:
+            raise ValueError(f"data split '{split}' of {self.root} is empty")
+        transform = (
+            build_train_transform(self.image_size, self.preprocess, self.augment, self.normalize)
+            if train
+            else build_eval_transform(self.image_size, self.preprocess, self.normalize)
+        )
+        return ImageDataset(self.index[split], transform, self.on_bad_image)
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            self._dataset(split, train),
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train and len(self.index[split]) > self.batch_size,
+            num_workers=workers,
+            collate_fn=collate_skipping,
+            pin_memory=self.pin_memory and self._on_gpu(),
+            persistent_workers=self.persistent_workers and workers > 0,
+            prefetch_factor=self.prefetch_factor if workers > 0 else None,
+        )
+
+    def _on_gpu(self) -> bool:
+        """Pinned memory only pays off when batches are copied to a GPU."""
+        trainer = getattr(self, "trainer", None)
+        return bool(trainer is not None and trainer.strategy.root_device.type == "cuda")
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+    def root_path(self) -> Path:
+        return Path(self.root)

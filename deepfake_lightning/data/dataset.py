@@ -1,0 +1,54 @@
+"""Image dataset whose unreadable files are dropped and reported instead of killing the DataLoader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torch.utils.data import default_collate
+
+from deepfake_lightning.data.images import BadImageError, load_rgb
+from deepfake_lightning.data.index import Sample
+
+ON_BAD_IMAGE = ("skip", "raise")
+
+
+class ImageDataset(Dataset):
+    """Yields `{"image", "target", "path"}`; a bad file yields `{"skipped": path}` when `on_bad_image="skip"`."""
+
+    def __init__(
+        self, samples: Sequence[Sample], transform: Callable[[np.ndarray], torch.Tensor], on_bad_image: str = "skip"
+    ) -> None:
+        if on_bad_image not in ON_BAD_IMAGE:
+            raise ValueError(f"data.on_bad_image={on_bad_image!r}: allowed {ON_BAD_IMAGE}")
+        self.samples = list(samples)
+        self.transform = transform
+        self.on_bad_image = on_bad_image
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path, target = self.samples[index]
+        try:
+            image = self.transform(load_rgb(path))
+        except BadImageError:
+            if self.on_bad_image == "raise":
+                raise
+            return {"skipped": path}
+        return {"image": image, "target": torch.tensor(float(target)), "path": path}
+
+
+def collate_skipping(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch the good items; carry the skipped paths along so the main process can count and log them."""
+    good = [item for item in items if "skipped" not in item]
+    skipped = [item["skipped"] for item in items if "skipped" in item]
+    if good:
+        batch = default_collate(good)
+    else:
+        batch = {"image": torch.empty(0), "target": torch.empty(0), "path": []}
+    batch["skipped"] = skipped
+    return batch

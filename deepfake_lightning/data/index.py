@@ -1,0 +1,152 @@
+"""List the samples of each split from a dataset layout; targets are 1 = fake everywhere."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+CLASS_TARGETS = {"real": 0, "fake": 1}
+PUBLISHED_140K = {"train": 100_000, "valid": 20_000, "test": 20_000}
+FACES140K_LAYOUT = "real_vs_fake/real-vs-fake/{train,valid,test}/{real,fake}/*.jpg"
+
+Sample = tuple[str, int]
+Index = dict[str, list[Sample]]
+
+
+class DatasetLayoutError(ValueError):
+    """The data root does not have the layout the config asks for."""
+
+
+def _walk_images(folder: Path) -> list[str]:
+    from deepfake_lightning.data.images import is_image_file
+
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(os.path.join(dirpath, name) for name in sorted(filenames) if is_image_file(name))
+    return found
+
+
+def _class_folders(split_dir: Path) -> list[Sample]:
+    samples: list[Sample] = []
+    for name, target in CLASS_TARGETS.items():
+        samples.extend((path, target) for path in _walk_images(split_dir / name))
+    return samples
+
+
+def _find_csv(root: Path, split: str) -> Path | None:
+    """Kaggle puts train.csv two levels above real_vs_fake/real-vs-fake; accept it beside the splits too."""
+    for folder in (root, root.parent.parent):
+        if (folder / f"{split}.csv").is_file():
+            return folder / f"{split}.csv"
+    return None
+
+
+def _read_140k_csv(csv_path: Path, root: Path) -> list[Sample]:
+    """Kaggle CSV: `label` 1 = real, 0 = fake; flipped here so that 1 = fake."""
+    samples: list[Sample] = []
+    missing: list[str] = []
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        absent = {"label", "path"} - set(reader.fieldnames or [])
+        if absent:
+            raise DatasetLayoutError(f"{csv_path}: missing column(s) {sorted(absent)}; expected label,path")
+        for row_number, row in enumerate(reader, start=2):
+            if row["label"].strip() not in ("0", "1"):
+                raise DatasetLayoutError(
+                    f"{csv_path}:{row_number}: label={row['label']!r}; expected 1 (real) or 0 (fake)"
+                )
+            target = 1 - int(row["label"])
+            label_str = (row.get("label_str") or "").strip().lower()
+            if label_str and CLASS_TARGETS.get(label_str, -1) != target:
+                raise DatasetLayoutError(
+                    f"{csv_path}:{row_number}: label={row['label']} contradicts label_str={label_str!r}"
+                )
+            path = root / row["path"]
+            if path.is_file():
+                samples.append((str(path), target))
+            else:
+                missing.append(row["path"])
+    if missing:
+        log.warning("skipped %d rows of %s whose file is missing: %s", len(missing), csv_path, missing[:10])
+    return samples
+
+
+def index_faces140k(root: str | Path) -> Index:
+    """The 140k Real and Fake Faces layout: CSVs when present, else the class folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetLayoutError(
+            f"data.root={root} does not exist; expected the folder holding {{train,valid,test}}/{{real,fake}} "
+            f"(Kaggle layout: {FACES140K_LAYOUT}). Download the dataset there or set data.root=..."
+        )
+    index: Index = {}
+    for split in SPLITS:
+        csv_path = _find_csv(root, split)
+        if csv_path is not None:
+            index[split] = _read_140k_csv(csv_path, root)
+        elif (root / split).is_dir():
+            index[split] = _class_folders(root / split)
+        else:
+            raise DatasetLayoutError(f"{root}: split folder '{split}/' and {split}.csv are both missing")
+    for split, expected in PUBLISHED_140K.items():
+        if len(index[split]) != expected:
+            log.warning("faces140k %s split has %d images; the published split has %d", split, len(index[split]),
+                        expected)
+    return index
+
+
+def stratified_split(samples: Sequence[Sample], ratios: Sequence[float], seed: int) -> Index:
+    """Seeded split of each class by `ratios` (train, valid, test) so class balance is kept per split."""
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise DatasetLayoutError(f"data.split_ratios={list(ratios)}: expected 3 non-negative values summing to 1")
+    index: Index = {split: [] for split in SPLITS}
+    rng = random.Random(seed)
+    for target in sorted(CLASS_TARGETS.values()):
+        members = sorted(s for s in samples if s[1] == target)
+        rng.shuffle(members)
+        n_train = round(ratios[0] * len(members))
+        n_valid = round(ratios[1] * len(members))
+        index["train"] += members[:n_train]
+        index["valid"] += members[n_train : n_train + n_valid]
+        index["test"] += members[n_train + n_valid :]
+    return index
+
+
+def index_folder(
+    root: str | Path, split_ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0, use_all_for_test: bool = False
+) -> Index:
+    """`root/{train,valid,test}/{real,fake}/**` as given, or `root/{real,fake}/**` split by seeded ratios."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetLayoutError(
+            f"data.root={root} does not exist; expected root/{{real,fake}}/** or root/{{train,valid,test}}/{{real,fake}}"
+        )
+    if all((root / split).is_dir() for split in SPLITS):
+        index = {split: _class_folders(root / split) for split in SPLITS}
+        if use_all_for_test:
+            index = {"train": [], "valid": [], "test": [s for split in SPLITS for s in index[split]]}
+        return index
+    if not any((root / name).is_dir() for name in CLASS_TARGETS):
+        raise DatasetLayoutError(
+            f"data.root={root} has neither real/ and fake/ nor train/ valid/ test/ folders"
+        )
+    samples = _class_folders(root)
+    if use_all_for_test:
+        return {"train": [], "valid": [], "test": samples}
+    return stratified_split(samples, split_ratios, seed)
+
+
+def describe(index: Index) -> dict[str, dict[str, int]]:
+    """Counts per split and class, for logs and run files."""
+    return {
+        split: {name: sum(1 for _, t in samples if t == target) for name, target in CLASS_TARGETS.items()}
+        for split, samples in index.items()
+    }

@@ -1,0 +1,124 @@
+"""Albumentations 2.x pipelines built from config; every augmentation group is switchable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import albumentations as A
+import cv2
+from albumentations.pytorch import ToTensorV2
+
+PREPROCESS_MODES = ("resize", "center_crop")
+
+
+def _to_size(image_size: int, preprocess: str) -> list[A.BasicTransform]:
+    """Deterministic route to `image_size`: resize the whole image, or cut the centre at native resolution."""
+    if preprocess == "resize":
+        return [A.Resize(image_size, image_size, interpolation=cv2.INTER_AREA)]
+    if preprocess == "center_crop":
+        return [
+            A.PadIfNeeded(image_size, image_size, border_mode=cv2.BORDER_CONSTANT),
+            A.CenterCrop(image_size, image_size),
+        ]
+    raise ValueError(f"data.preprocess={preprocess!r}: allowed {PREPROCESS_MODES}")
+
+
+def _geometric(cfg: Mapping[str, Any]) -> list[A.BasicTransform]:
+    return [
+        A.HorizontalFlip(p=cfg["hflip_p"]),
+        A.Affine(
+            rotate=(-cfg["rotate_limit"], cfg["rotate_limit"]),
+            scale=tuple(cfg["scale"]),
+            translate_percent=(-cfg["translate"], cfg["translate"]),
+            border_mode=cv2.BORDER_REFLECT_101,
+            p=cfg["affine_p"],
+        ),
+        A.Perspective(scale=(0.0, cfg["perspective_scale"]), p=cfg["perspective_p"]),
+    ]
+
+
+def _colour(cfg: Mapping[str, Any]) -> list[A.BasicTransform]:
+    return [
+        A.ColorJitter(
+            brightness=cfg["brightness"],
+            contrast=cfg["contrast"],
+            saturation=cfg["saturation"],
+            hue=cfg["hue"],
+            p=cfg["p"],
+        )
+    ]
+
+
+def _erasing(cfg: Mapping[str, Any]) -> list[A.BasicTransform]:
+    return [
+        A.CoarseDropout(
+            num_holes_range=tuple(cfg["num_holes_range"]),
+            hole_height_range=tuple(cfg["hole_size_range"]),
+            hole_width_range=tuple(cfg["hole_size_range"]),
+            fill=0,
+            p=cfg["p"],
+        )
+    ]
+
+
+def _grayscale(cfg: Mapping[str, Any]) -> list[A.BasicTransform]:
+    return [A.ToGray(num_output_channels=3, p=cfg["p"])]
+
+
+def _jpeg(cfg: Mapping[str, Any]) -> list[A.BasicTransform]:
+    return [A.ImageCompression(quality_range=tuple(cfg["quality_range"]), p=cfg["p"])]
+
+
+def _blur(cfg: Mapping[str, Any]) -> list[A.BasicTransform]:
+    return [A.GaussianBlur(sigma_limit=tuple(cfg["sigma_range"]), p=cfg["p"])]
+
+
+AUGMENTATION_GROUPS = {
+    "geometric": _geometric,
+    "colour": _colour,
+    "erasing": _erasing,
+    "grayscale": _grayscale,
+    "jpeg": _jpeg,
+    "blur": _blur,
+}
+
+
+def _finish(normalize: Mapping[str, Any]) -> list[A.BasicTransform]:
+    return [A.Normalize(mean=tuple(normalize["mean"]), std=tuple(normalize["std"])), ToTensorV2()]
+
+
+class _Pipeline:
+    """Picklable callable (DataLoader workers) mapping an HxWx3 uint8 array to a CHW float tensor."""
+
+    def __init__(self, compose: A.Compose) -> None:
+        self.compose = compose
+
+    def __call__(self, image):  # noqa: ANN001, ANN204 - numpy in, tensor out
+        return self.compose(image=image)["image"]
+
+
+def build_eval_transform(image_size: int, preprocess: str, normalize: Mapping[str, Any]) -> _Pipeline:
+    return _Pipeline(A.Compose(_to_size(image_size, preprocess) + _finish(normalize)))
+
+
+def build_train_transform(
+    image_size: int, preprocess: str, augment: Mapping[str, Any], normalize: Mapping[str, Any]
+) -> _Pipeline:
+    """`augment.random_crop=true` replaces the deterministic route with a random native-resolution crop."""
+    steps: list[A.BasicTransform]
+    if augment.get("random_crop", False):
+        steps = [
+            A.PadIfNeeded(image_size, image_size, border_mode=cv2.BORDER_CONSTANT),
+            A.RandomCrop(image_size, image_size),
+        ]
+    else:
+        steps = _to_size(image_size, preprocess)
+    unknown = set(augment) - set(AUGMENTATION_GROUPS) - {"random_crop"}
+    if unknown:
+        raise ValueError(f"data.augment has unknown group(s) {sorted(unknown)}; allowed {sorted(AUGMENTATION_GROUPS)}")
+    for name, factory in AUGMENTATION_GROUPS.items():
+        group = augment.get(name)
+        if group and group.get("enabled", False):
+            steps += factory(group)
+    return _Pipeline(A.Compose(steps + _finish(normalize)))

@@ -1,0 +1,127 @@
+"""LightningModule: loss, optimisation and per-stage metrics around the plain `DeepfakeDetector`."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics.classification import BinaryConfusionMatrix
+
+from deepfake_lightning.models import build_detector, model_size
+from deepfake_lightning.modules.losses import BinaryLoss
+from deepfake_lightning.modules.stage_metrics import stage_metrics
+
+STAGES = ("train", "val", "test")
+DEFAULT_OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3, "weight_decay": 1e-4}
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else copy.deepcopy(value)
+
+
+class DetectorModule(L.LightningModule):
+    """All constructor arguments are plain dicts, so checkpoints load with `weights_only=True` and no arguments."""
+
+    def __init__(
+        self,
+        backbone: dict[str, Any] | None = None,
+        attention: dict[str, Any] | None = None,
+        head: dict[str, Any] | None = None,
+        loss: dict[str, Any] | None = None,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        threshold: float = 0.5,
+    ) -> None:
+        super().__init__()
+        config = {
+            "backbone": _plain(backbone) or {},
+            "attention": _plain(attention) or {},
+            "head": _plain(head) or {},
+            "loss": _plain(loss) or {},
+            "optimizer": _plain(optimizer) or dict(DEFAULT_OPTIMIZER),
+            "scheduler": _plain(scheduler),
+            "threshold": float(threshold),
+        }
+        self.save_hyperparameters(config)
+        self.net = build_detector(config["backbone"], config["attention"], config["head"])
+        self.loss_fn = BinaryLoss(**config["loss"])
+        # keys are "<stage>_" because ModuleDict refuses names such as "train" that shadow Module methods
+        self.metrics = torch.nn.ModuleDict({f"{stage}_": stage_metrics(threshold) for stage in STAGES})
+        self.confusion = torch.nn.ModuleDict(
+            {f"{stage}_": BinaryConfusionMatrix(threshold=threshold) for stage in STAGES}
+        )
+        self.last_confusion: dict[str, list[list[int]]] = {}
+        self.test_outputs: dict[str, list] = {}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def size(self) -> dict[str, float | int]:
+        return model_size(self.net)
+
+    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        images, targets = batch["image"], batch["target"]
+        if images.numel() == 0:  # every image of the batch was unreadable and skipped
+            return None
+        logits = self(images)
+        loss = self.loss_fn(logits, targets)
+        probs = torch.sigmoid(logits.detach().float())
+        target_int = targets.long()
+        self.metrics[f"{stage}_"].update(probs, target_int)
+        self.confusion[f"{stage}_"].update(probs, target_int)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
+                 batch_size=len(targets), sync_dist=stage != "train")
+        return loss, logits
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        out = self._step(batch, "train")
+        return None if out is None else out[0]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        out = self._step(batch, "test")
+        if out is not None:
+            self.test_outputs["path"].extend(batch["path"])
+            self.test_outputs["target"].append(batch["target"].long().cpu())
+            self.test_outputs["logit"].append(out[1].detach().float().cpu())
+
+    def on_test_epoch_start(self) -> None:
+        self.test_outputs = {"path": [], "target": [], "logit": []}
+
+    def _epoch_end(self, stage: str) -> None:
+        computed = self.metrics[f"{stage}_"].compute()
+        self.log_dict({f"{stage}/{name}": value for name, value in computed.items()}, prog_bar=stage == "val",
+                      sync_dist=True)
+        self.last_confusion[stage] = self.confusion[f"{stage}_"].compute().int().tolist()
+        self.metrics[f"{stage}_"].reset()
+        self.confusion[f"{stage}_"].reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._epoch_end("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_end("test")
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = instantiate(self.hparams.optimizer)(params=params)
+        if not self.hparams.scheduler:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = instantiate(self.hparams.scheduler)(optimizer=optimizer, total_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The trained weights are in the state_dict: loading must not fetch pretrained weights again."""
+        hparams = copy.deepcopy(dict(checkpoint["hyper_parameters"]))
+        hparams["backbone"] = {**hparams["backbone"], "weights": None, "sha256": None}
+        checkpoint["hyper_parameters"] = hparams

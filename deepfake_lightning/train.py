@@ -1,0 +1,70 @@
+"""`python -m deepfake_lightning.train [+experiment=NAME] [overrides]`: fit, then test the best checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from deepfake_lightning.checkpoints import find_last_checkpoint
+from deepfake_lightning.evaluation.test_outputs import write_test_outputs
+from deepfake_lightning.utils.config_validation import validate_config
+from deepfake_lightning.utils.task import instantiate_group, resolve_precision, run_task, seed
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    validate_config(cfg)
+    resolve_precision(cfg)
+    seed(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model, _recursive_=False)
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    info = {"model": model.size(), "data": datamodule.counts()}
+    (output_dir / "model_info.json").write_text(json.dumps(info, indent=2))
+    log.info("model: %s", info["model"])
+
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "last":
+        ckpt_path = str(find_last_checkpoint(cfg.paths.log_dir, exclude=output_dir))
+        log.info("resuming from %s", ckpt_path)
+    if cfg.get("train"):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    results: dict[str, Any] = {"status": "ok"}
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        results[cfg.optimized_metric] = float(checkpoint.best_model_score)
+        results["best_checkpoint"] = checkpoint.best_model_path
+    if cfg.get("test"):
+        best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+        trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
+        if trainer.is_global_zero:
+            extra = {"checkpoint": best, "model": info["model"], "data": info["data"]}
+            results["test"] = write_test_outputs(trainer.lightning_module, output_dir, extra)
+    (output_dir / "run_summary.json").write_text(json.dumps(results, indent=2, default=str))
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Returns the validation metric sweepers optimise (never a test metric)."""
+    results = run_task(train, cfg)
+    metric = results.get(cfg.get("optimized_metric"))
+    return float(metric) if metric is not None else None
+
+
+if __name__ == "__main__":
+    main()
