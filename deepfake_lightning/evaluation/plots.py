@@ -1,0 +1,251 @@
+"""PNG figure writers for evaluation reports.
+
+Figures are built with ``matplotlib.figure.Figure`` + the Agg canvas instead of ``pyplot``: no global
+backend switch, no global figure registry to leak, and safe on headless training nodes. Every writer
+returns the written path and tolerates missing keys/NaNs by drawing less rather than raising.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from deepfake_lightning.evaluation.metrics import (
+    ECE_BINS,
+    TPR_AT_FPR,
+    compute_metrics,
+    expected_calibration_error,
+    operating_points,
+    reliability_bins,
+    validate_scores,
+)
+
+_DPI = 120
+_REAL_COLOR = "tab:blue"
+_FAKE_COLOR = "tab:red"
+SUMMARY_METRICS = (
+    "auroc",
+    "ap",
+    "accuracy",
+    "f1",
+    "real_detection_rate",
+    "fake_detection_rate",
+    "tpr_at_fpr_0.01",
+    "eer",
+)
+CURVE_KEYS = ("loss", "auroc", "accuracy", "f1")
+
+
+def _new_figure(width: float = 6.0, height: float = 5.0) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=_DPI)
+    return path
+
+
+def plot_confusion_matrix(cm: Any, path: str | Path, title: str = "Confusion matrix") -> Path:
+    """Counts with row-normalised rates; accepts ``[[tn, fp], [fn, tp]]`` or ``{"tn", "fp", "fn", "tp"}``."""
+    if isinstance(cm, Mapping):
+        cm = [[cm.get("tn", 0), cm.get("fp", 0)], [cm.get("fn", 0), cm.get("tp", 0)]]
+    counts = np.asarray(cm, dtype=np.float64).reshape(2, 2)
+    row_sums = counts.sum(axis=1, keepdims=True)
+    rates = np.divide(counts, row_sums, out=np.zeros_like(counts), where=row_sums > 0)
+    fig = _new_figure(5.0, 4.5)
+    ax = fig.add_subplot()
+    image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of true class")
+    for i in range(2):
+        for j in range(2):
+            color = "white" if rates[i, j] > 0.5 else "black"
+            ax.text(j, i, f"{int(counts[i, j])}\n({rates[i, j]:.1%})", ha="center", va="center", color=color)
+    ax.set_xticks([0, 1], labels=["real", "fake"])
+    ax.set_yticks([0, 1], labels=["real", "fake"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_roc(p_fake: Any, labels: Any, path: str | Path, title: str = "ROC") -> Path:
+    """ROC with AUROC, the EER point and the FPR budget used for TPR@FPR."""
+    ops = operating_points(p_fake, labels)
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
+    if ops.n_pos and ops.n_neg:
+        m = compute_metrics(p_fake, labels, n_bootstrap=0)
+        ax.plot(ops.fpr, ops.tpr, color=_FAKE_COLOR, lw=2, label=f"AUROC = {m['auroc']['value']:.4f}")
+        k = int(np.flatnonzero(ops.thresholds == m["eer_threshold"])[0])
+        ax.plot(ops.fpr[k], ops.tpr[k], "ko", label=f"EER = {m['eer']['value']:.4f}")
+        ax.axvline(TPR_AT_FPR, color="grey", lw=0.8, ls=":", label=f"FPR = {TPR_AT_FPR:g}")
+    else:
+        ax.text(0.5, 0.5, "ROC undefined: one class only", ha="center", transform=ax.transAxes)
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        xlabel="false positive rate (reals flagged)",
+        ylabel="true positive rate (fakes caught)",
+        title=title,
+    )
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_pr(
+    p_fake: Any, labels: Any, path: str | Path, title: str = "Precision-recall (fake = positive)"
+) -> Path:
+    """PR curve with AP and the prevalence baseline that AP should be compared against."""
+    ops = operating_points(p_fake, labels)
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    if ops.n_pos and ops.n_neg:
+        ap = compute_metrics(p_fake, labels, n_bootstrap=0)["ap"]["value"]
+        ax.step(ops.tpr, ops.precision, where="pre", color=_FAKE_COLOR, lw=2, label=f"AP = {ap:.4f}")
+        prevalence = ops.n_pos / (ops.n_pos + ops.n_neg)
+        ax.axhline(prevalence, ls="--", color="grey", lw=1, label=f"prevalence = {prevalence:.3f}")
+        ax.legend(loc="lower left")
+    else:
+        ax.text(0.5, 0.5, "PR curve undefined: one class only", ha="center", transform=ax.transAxes)
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="recall (fakes caught)", ylabel="precision", title=title)
+    return _save(fig, path)
+
+
+def plot_reliability(
+    p_before: Any, p_after: Any | None, labels: Any, path: str | Path, n_bins: int = ECE_BINS
+) -> Path:
+    """Reliability diagram before/after temperature scaling, with per-bin counts underneath."""
+    fig = _new_figure(6.0, 6.5)
+    top = fig.add_subplot(3, 1, (1, 2))
+    bottom = fig.add_subplot(3, 1, 3, sharex=top)
+    top.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+    curves = [("uncalibrated", p_before, "tab:orange")]
+    if p_after is not None:
+        curves.append(("temperature-scaled", p_after, "tab:green"))
+    width = 1.0 / n_bins
+    for offset, (name, p, color) in enumerate(curves):
+        bins = reliability_bins(p, labels, n_bins)
+        ece = expected_calibration_error(p, labels, n_bins)
+        ok = bins["count"] > 0
+        top.plot(
+            bins["confidence"][ok],
+            bins["frac_fake"][ok],
+            "o-",
+            color=color,
+            label=f"{name} (ECE = {ece:.4f})",
+        )
+        left = np.minimum(bins["edges"], 1.0 - width)  # the extra last bin (p == 1) is drawn over the top bin
+        bar_x = left[ok] + width * (0.25 + 0.5 * offset)
+        bottom.bar(bar_x, bins["count"][ok], width=width / 2, color=color, alpha=0.7)
+    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed fraction fake", title="Reliability diagram")
+    top.legend(loc="upper left")
+    bottom.set(xlabel="predicted p_fake", ylabel="count")
+    return _save(fig, path)
+
+
+def plot_score_hist(
+    p_fake: Any, labels: Any, path: str | Path, threshold: float | None = 0.5, bins: int = 50
+) -> Path:
+    """Overlaid p_fake histograms of reals and fakes (density), with the decision threshold."""
+    p, y = validate_scores(p_fake, labels)
+    fig = _new_figure(6.5, 4.5)
+    ax = fig.add_subplot()
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for value, name, color in ((0, "real", _REAL_COLOR), (1, "fake", _FAKE_COLOR)):
+        scores = p[y == value]
+        if scores.size:
+            ax.hist(
+                scores, bins=edges, density=True, alpha=0.5, color=color, label=f"{name} (n={scores.size})"
+            )
+    if threshold is not None:
+        ax.axvline(threshold, color="black", ls="--", lw=1, label=f"threshold = {threshold:.3g}")
+    ax.set(xlim=(0, 1), xlabel="p_fake", ylabel="density", title="Score distribution")
+    ax.legend(loc="upper center")
+    return _save(fig, path)
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(x, y) for a logged key, falling back to Lightning's ``<key>_epoch`` name; skips missing/NaN epochs."""
+    xs, ys = [], []
+    for i, row in enumerate(history):
+        value = row.get(key, row.get(f"{key}_epoch"))
+        if value is None:
+            continue
+        value = float(value)
+        if math.isfinite(value):
+            xs.append(float(row.get("epoch", i)))
+            ys.append(value)
+    return xs, ys
+
+
+def plot_training_curves(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """One panel per metric among loss/auroc/accuracy/f1 that was logged, train vs val per epoch."""
+    panels = []
+    for name in CURVE_KEYS:
+        lines = [(split, *_series(history, f"{split}/{name}")) for split in ("train", "val")]
+        lines = [line for line in lines if line[1]]
+        if lines:
+            panels.append((name, lines))
+    fig = _new_figure(4.5 * max(1, len(panels)), 4.0)
+    if not panels:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no training history logged", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return _save(fig, path)
+    for k, (name, lines) in enumerate(panels, start=1):
+        ax = fig.add_subplot(1, len(panels), k)
+        for split, xs, ys in lines:
+            ax.plot(xs, ys, "o-", ms=3, label=split)
+        ax.set(xlabel="epoch", title=name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def plot_performance_summary(
+    metrics: Mapping[str, Any], path: str | Path, title: str = "Test performance"
+) -> Path:
+    """Bars of the main ``compute_metrics`` entries with their bootstrap CIs (plain floats: no error bar)."""
+    names, values, err_low, err_high = [], [], [], []
+    for name in SUMMARY_METRICS:
+        entry = metrics.get(name)
+        if isinstance(entry, Mapping):
+            value, lo, hi = (float(entry.get(k, math.nan)) for k in ("value", "ci_low", "ci_high"))
+        elif isinstance(entry, (int, float)):
+            value, lo, hi = float(entry), math.nan, math.nan
+        else:
+            continue
+        if not math.isfinite(value):
+            continue
+        names.append(name)
+        values.append(value)
+        err_low.append(value - lo if math.isfinite(lo) else 0.0)
+        err_high.append(hi - value if math.isfinite(hi) else 0.0)
+    fig = _new_figure(max(5.0, 1.0 * len(names) + 2.0), 4.5)
+    ax = fig.add_subplot()
+    if names:
+        x = np.arange(len(names))
+        yerr = np.clip(np.array([err_low, err_high]), 0.0, None)  # a CI need not contain the point estimate
+        bars = ax.bar(
+            x, values, yerr=yerr, capsize=4, color=["tab:purple" if n == "eer" else "tab:blue" for n in names]
+        )
+        ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=6, fontsize=8)
+        ax.set_xticks(x, labels=names, rotation=30, ha="right")
+    else:
+        ax.text(0.5, 0.5, "no metrics to show", ha="center", va="center", transform=ax.transAxes)
+    level = metrics.get("ci_level")
+    ci_text = f" ({level:.0%} bootstrap CI)" if isinstance(level, (int, float)) else ""
+    ax.set(ylim=(0, 1.1), ylabel="value (EER: lower is better)", title=f"{title}{ci_text}")
+    return _save(fig, path)
