@@ -21,9 +21,9 @@ def _scalar(value: Any) -> float | None:
 class RunFilesCallback(L.Callback):
     """Writes `training_history.json`, `training_progress.png` and `val_confusion_matrix.png`.
 
-    An epoch is recorded at the start of the next one (and at the end of training) because the module's own
-    `on_train_epoch_end`, where train metrics are computed, runs after callbacks' hooks. The history is part of
-    the checkpoint, so a resumed run continues it.
+    The module's own `on_train_epoch_end`, where train metrics are computed, runs after callbacks' hooks, so
+    an epoch is recorded when its end-of-epoch checkpoint is saved, or else at the start of the next epoch or
+    the end of training. The history is part of the checkpoint, so a resumed run continues it.
     """
 
     def __init__(self, output_dir: str) -> None:
@@ -39,6 +39,11 @@ class RunFilesCallback(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._flush(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        if trainer.fit_loop.epoch_loop.done:
+            self._flush(trainer, pl_module)
+            checkpoint.setdefault("callbacks", {})[self.state_key] = self.state_dict()
 
     def _flush(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending_epoch is None or trainer.sanity_checking:
