@@ -10,7 +10,7 @@ import torch
 
 from deepfake_lightning.modules import DetectorModule
 
-HPARAM_KEYS = ("backbone", "attention", "head", "loss", "optimizer", "scheduler", "threshold")
+HPARAM_KEYS = ("backbone", "attention", "head", "loss", "optimizer", "scheduler", "threshold", "preprocessing")
 
 
 class CheckpointError(ValueError):

@@ -16,6 +16,11 @@ from deepfake_lightning.modules.losses import BinaryLoss
 from deepfake_lightning.modules.stage_metrics import stage_metrics
 
 STAGES = ("train", "val", "test")
+DEFAULT_PREPROCESSING = {
+    "image_size": 224,
+    "preprocess": "resize",
+    "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+}
 DEFAULT_OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3, "weight_decay": 1e-4}
 
 
@@ -35,6 +40,7 @@ class DetectorModule(L.LightningModule):
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
         threshold: float = 0.5,
+        preprocessing: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         config = {
@@ -45,6 +51,7 @@ class DetectorModule(L.LightningModule):
             "optimizer": _plain(optimizer) or dict(DEFAULT_OPTIMIZER),
             "scheduler": _plain(scheduler),
             "threshold": float(threshold),
+            "preprocessing": _plain(preprocessing) or dict(DEFAULT_PREPROCESSING),
         }
         self.save_hyperparameters(config)
         self.net = build_detector(config["backbone"], config["attention"], config["head"])
