@@ -10,7 +10,16 @@ import torch
 
 from deepfake_lightning.modules import DetectorModule
 
-HPARAM_KEYS = ("backbone", "attention", "head", "loss", "optimizer", "scheduler", "threshold", "preprocessing")
+HPARAM_KEYS = (
+    "backbone",
+    "attention",
+    "head",
+    "loss",
+    "optimizer",
+    "scheduler",
+    "threshold",
+    "preprocessing",
+)
 
 
 class CheckpointError(ValueError):
@@ -30,8 +39,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             "plain values load (weights_only=True)"
         ) from None
     except Exception as err:  # truncated zip, random bytes, not a torch file
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err.__class__.__name__}: {err})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint ({err.__class__.__name__}: {err})"
+        ) from None
+    if (
+        not isinstance(checkpoint, dict)
+        or "state_dict" not in checkpoint
+        or "hyper_parameters" not in checkpoint
+    ):
         kind = "a plain state_dict" if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise CheckpointError(
             f"{path}: holds {kind}; expected a Lightning .ckpt written by deepfake_lightning.train "
@@ -49,14 +64,18 @@ def load_detector_module(path: str | Path) -> DetectorModule:
         module.load_state_dict(checkpoint["state_dict"], strict=True)
     except (RuntimeError, TypeError, ValueError) as err:
         first = str(err).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: does not match the advanced_v2 architecture it describes ({first})") from None
+        raise CheckpointError(
+            f"{path}: does not match the advanced_v2 architecture it describes ({first})"
+        ) from None
     return module.eval()
 
 
 def find_last_checkpoint(log_dir: str | Path, exclude: str | Path | None = None) -> Path:
     """Newest `checkpoints/last.ckpt` of any earlier train run, for `ckpt_path=last`."""
     candidates = [
-        p for p in Path(log_dir).glob("train/**/checkpoints/last.ckpt") if exclude is None or Path(exclude) not in p.parents
+        p
+        for p in Path(log_dir).glob("train/**/checkpoints/last.ckpt")
+        if exclude is None or Path(exclude) not in p.parents
     ]
     if not candidates:
         raise CheckpointError(f"ckpt_path=last: no checkpoints/last.ckpt under {log_dir}/train")

@@ -29,7 +29,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, _recursive_=False)
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False)
+    trainer = instantiate(
+        cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
+    )
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     info = {"model": model.size(), "data": datamodule.counts()}

@@ -30,7 +30,9 @@ def pytest_configure() -> None:
 @pytest.fixture
 def lfw_dir() -> Path:
     if not (LFW_DIR / "real").is_dir():
-        pytest.skip(f"shared LFW face-swap set not found at {LFW_DIR} (it lives in ../shared beside the repo)")
+        pytest.skip(
+            f"shared LFW face-swap set not found at {LFW_DIR} (it lives in ../shared beside the repo)"
+        )
     return LFW_DIR
 
 
@@ -85,10 +87,14 @@ def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """compose_cfg("train", overrides) -> a resolved-able config whose outputs go to tmp_path."""
     GlobalHydra.instance().clear()
 
-    def _compose(config_name: str = "train", overrides: list[str] | None = None, tiny: bool = True) -> DictConfig:
+    def _compose(
+        config_name: str = "train", overrides: list[str] | None = None, tiny: bool = True
+    ) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             extra = list(TINY_TRAINER) if tiny and config_name == "train" else []
-            cfg = compose(config_name=config_name, overrides=extra + list(overrides or []), return_hydra_config=True)
+            cfg = compose(
+                config_name=config_name, overrides=extra + list(overrides or []), return_hydra_config=True
+            )
         with open_dict(cfg):
             cfg.paths.root_dir = str(REPO_ROOT)
             cfg.paths.output_dir = str(tmp_path / "run")

@@ -35,9 +35,19 @@ def test_advanced_v2_is_the_published_recipe(compose_cfg) -> None:
 def test_public_override_keys_exist(compose_cfg) -> None:
     cfg = compose_cfg("train", tiny=False)
     for key in [
-        "data.image_size", "data.batch_size", "data.num_workers", "model.backbone.weights",
-        "model.backbone.freeze_first_n", "model.attention.enabled", "model.attention.hidden", "model.head.hidden",
-        "model.head.dropout", "model.loss.name", "model.loss.alpha", "model.loss.gamma", "model.optimizer.lr",
+        "data.image_size",
+        "data.batch_size",
+        "data.num_workers",
+        "model.backbone.weights",
+        "model.backbone.freeze_first_n",
+        "model.attention.enabled",
+        "model.attention.hidden",
+        "model.head.hidden",
+        "model.head.dropout",
+        "model.loss.name",
+        "model.loss.alpha",
+        "model.loss.gamma",
+        "model.optimizer.lr",
         "model.optimizer.weight_decay",
     ]:
         assert OmegaConf.select(cfg, key, default="__missing__") != "__missing__", key

@@ -13,8 +13,15 @@ from deepfake_lightning.train import train
 from tests.conftest import make_140k_tree, make_folder_tree
 
 RUN_FILES = [
-    "config.yaml", "model_info.json", "training_history.json", "training_progress.png", "test_results.json",
-    "predictions.csv", "confusion_matrix.png", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
+    "config.yaml",
+    "model_info.json",
+    "training_history.json",
+    "training_progress.png",
+    "test_results.json",
+    "predictions.csv",
+    "confusion_matrix.png",
+    "checkpoints/best.ckpt",
+    "checkpoints/last.ckpt",
 ]
 METRIC_KEYS = ["auroc", "ap", "eer", "accuracy", "f1", "real_detection_rate", "fake_detection_rate"]
 
@@ -39,8 +46,15 @@ def test_train_writes_run_files_and_eval_matches(compose_cfg, folder_root: Path,
     assert test["n"] == sum(sum(row) for row in test["confusion_matrix"])
     assert "val/auroc" in results
 
-    eval_cfg = compose_cfg("eval", ["data=folder", f"data.root={folder_root}", "data.num_workers=0",
-                                    f"ckpt_path={run / 'checkpoints/best.ckpt'}"])
+    eval_cfg = compose_cfg(
+        "eval",
+        [
+            "data=folder",
+            f"data.root={folder_root}",
+            "data.num_workers=0",
+            f"ckpt_path={run / 'checkpoints/best.ckpt'}",
+        ],
+    )
     with open_dict(eval_cfg):
         eval_cfg.paths.output_dir = str(tmp_path / "eval")
         eval_cfg.data.image_size = cfg.data.image_size
@@ -53,13 +67,17 @@ def test_train_writes_run_files_and_eval_matches(compose_cfg, folder_root: Path,
 
 
 def test_resume_from_last_checkpoint(compose_cfg, folder_root: Path) -> None:
-    cfg = compose_cfg("train", ["data=folder", f"data.root={folder_root}", "trainer.max_epochs=1", "test=false"])
+    cfg = compose_cfg(
+        "train", ["data=folder", f"data.root={folder_root}", "trainer.max_epochs=1", "test=false"]
+    )
     first_run = Path(cfg.paths.log_dir) / "train" / "runs" / "first"
     with open_dict(cfg):
         cfg.paths.output_dir = str(first_run)
     train(cfg)
-    resumed = compose_cfg("train", ["data=folder", f"data.root={folder_root}", "trainer.max_epochs=2",
-                                    "ckpt_path=last", "test=false"])
+    resumed = compose_cfg(
+        "train",
+        ["data=folder", f"data.root={folder_root}", "trainer.max_epochs=2", "ckpt_path=last", "test=false"],
+    )
     with open_dict(resumed):
         resumed.paths.output_dir = str(first_run.parent / "resumed")
     train(resumed)
@@ -70,8 +88,15 @@ def test_resume_from_last_checkpoint(compose_cfg, folder_root: Path) -> None:
 @pytest.mark.parametrize("experiment", ["fast", "advanced_v2", "faceswap_scratch"])
 def test_fast_dev_run_every_experiment(compose_cfg, tmp_path: Path, experiment: str) -> None:
     root = make_140k_tree(tmp_path / "k140", per_class=4)
-    overrides = [f"+experiment={experiment}", "+trainer.fast_dev_run=true", "model.backbone.weights=null",
-                 "data.num_workers=0", "data.batch_size=4", "data.image_size=32", "trainer.accelerator=cpu"]
+    overrides = [
+        f"+experiment={experiment}",
+        "+trainer.fast_dev_run=true",
+        "model.backbone.weights=null",
+        "data.num_workers=0",
+        "data.batch_size=4",
+        "data.image_size=32",
+        "trainer.accelerator=cpu",
+    ]
     if experiment == "advanced_v2":
         overrides.append(f"data.root={root}")
     elif experiment == "faceswap_scratch":

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-from torch.utils.data import default_collate
+from torch.utils.data import Dataset, default_collate
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.data.index import Sample
@@ -20,7 +19,10 @@ class ImageDataset(Dataset):
     """Yields `{"image", "target", "path"}`; a bad file yields `{"skipped": path}` when `on_bad_image="skip"`."""
 
     def __init__(
-        self, samples: Sequence[Sample], transform: Callable[[np.ndarray], torch.Tensor], on_bad_image: str = "skip"
+        self,
+        samples: Sequence[Sample],
+        transform: Callable[[np.ndarray], torch.Tensor],
+        on_bad_image: str = "skip",
     ) -> None:
         if on_bad_image not in ON_BAD_IMAGE:
             raise ValueError(f"data.on_bad_image={on_bad_image!r}: allowed {ON_BAD_IMAGE}")

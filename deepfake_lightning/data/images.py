@@ -49,5 +49,7 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             return np.asarray(to_rgb(image), dtype=np.uint8)
     except BadImageError:
         raise
-    except Exception as err:  # PIL raises many types: OSError, SyntaxError, ValueError, DecompressionBombError
+    except (
+        Exception
+    ) as err:  # PIL raises many types: OSError, SyntaxError, ValueError, DecompressionBombError
         raise BadImageError(f"{path}: cannot decode image ({err.__class__.__name__}: {err})") from err

@@ -98,15 +98,21 @@ def index_faces140k(root: str | Path) -> Index:
             raise DatasetLayoutError(f"{root}: split folder '{split}/' and {split}.csv are both missing")
     for split, expected in PUBLISHED_140K.items():
         if len(index[split]) != expected:
-            log.warning("faces140k %s split has %d images; the published split has %d", split, len(index[split]),
-                        expected)
+            log.warning(
+                "faces140k %s split has %d images; the published split has %d",
+                split,
+                len(index[split]),
+                expected,
+            )
     return index
 
 
 def stratified_split(samples: Sequence[Sample], ratios: Sequence[float], seed: int) -> Index:
     """Seeded split of each class by `ratios` (train, valid, test) so class balance is kept per split."""
     if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
-        raise DatasetLayoutError(f"data.split_ratios={list(ratios)}: expected 3 non-negative values summing to 1")
+        raise DatasetLayoutError(
+            f"data.split_ratios={list(ratios)}: expected 3 non-negative values summing to 1"
+        )
     index: Index = {split: [] for split in SPLITS}
     rng = random.Random(seed)
     for target in sorted(CLASS_TARGETS.values()):
@@ -121,7 +127,10 @@ def stratified_split(samples: Sequence[Sample], ratios: Sequence[float], seed: i
 
 
 def index_folder(
-    root: str | Path, split_ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0, use_all_for_test: bool = False
+    root: str | Path,
+    split_ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    use_all_for_test: bool = False,
 ) -> Index:
     """`root/{train,valid,test}/{real,fake}/**` as given, or `root/{real,fake}/**` split by seeded ratios."""
     root = Path(root)

@@ -116,7 +116,9 @@ def build_train_transform(
         steps = _to_size(image_size, preprocess)
     unknown = set(augment) - set(AUGMENTATION_GROUPS) - {"random_crop"}
     if unknown:
-        raise ValueError(f"data.augment has unknown group(s) {sorted(unknown)}; allowed {sorted(AUGMENTATION_GROUPS)}")
+        raise ValueError(
+            f"data.augment has unknown group(s) {sorted(unknown)}; allowed {sorted(AUGMENTATION_GROUPS)}"
+        )
     for name, factory in AUGMENTATION_GROUPS.items():
         group = augment.get(name)
         if group and group.get("enabled", False):

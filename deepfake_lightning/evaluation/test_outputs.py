@@ -27,7 +27,9 @@ def collected_predictions(module: Any) -> dict[str, Any]:
     }
 
 
-def write_test_outputs(module: Any, output_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_test_outputs(
+    module: Any, output_dir: str | Path, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Writes `test_results.json`, `predictions.csv` and the ROC/PR/histogram/confusion PNGs; returns the results."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -36,7 +38,9 @@ def write_test_outputs(module: Any, output_dir: str | Path, extra: dict[str, Any
     results = compute_metrics(preds["p_fake"], preds["label"], threshold=threshold)
     results.update(extra or {})
     (output_dir / "test_results.json").write_text(json.dumps(results, indent=2, default=float))
-    write_predictions_csv(output_dir / "predictions.csv", preds["path"], preds["label"], preds["logit"], preds["p_fake"])
+    write_predictions_csv(
+        output_dir / "predictions.csv", preds["path"], preds["label"], preds["logit"], preds["p_fake"]
+    )
     plot_confusion_matrix(results["confusion_matrix"], output_dir / "confusion_matrix.png", "test")
     plot_roc(preds["p_fake"], preds["label"], output_dir / "roc.png")
     plot_pr(preds["p_fake"], preds["label"], output_dir / "pr.png")

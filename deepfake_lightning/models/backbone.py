@@ -82,7 +82,9 @@ class MobileNetV2Backbone(nn.Module):
     published model. Frozen BatchNorm layers are also kept in eval mode so their running stats stay fixed.
     """
 
-    def __init__(self, weights: str | None = None, freeze_first_n: int = 0, sha256: str | None = None) -> None:
+    def __init__(
+        self, weights: str | None = None, freeze_first_n: int = 0, sha256: str | None = None
+    ) -> None:
         super().__init__()
         self.features = mobilenet_v2(weights=None).features
         state = load_mobilenet_v2_state(weights, sha256)

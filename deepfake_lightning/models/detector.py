@@ -27,7 +27,9 @@ class DeepfakeDetector(nn.Module):
         return self.head(self.pool(features).flatten(1))
 
 
-def build_detector(backbone: dict[str, Any], attention: dict[str, Any], head: dict[str, Any]) -> DeepfakeDetector:
+def build_detector(
+    backbone: dict[str, Any], attention: dict[str, Any], head: dict[str, Any]
+) -> DeepfakeDetector:
     """Build from plain config dicts (the form stored in checkpoints, so they load without pickled objects)."""
     net_backbone = MobileNetV2Backbone(**backbone)
     return DeepfakeDetector(

@@ -16,7 +16,10 @@ class MLPHead(nn.Module):
     """
 
     def __init__(
-        self, in_features: int = 1280, hidden: Sequence[int] = (512, 256), dropout: Sequence[float] = (0.5, 0.35, 0.25)
+        self,
+        in_features: int = 1280,
+        hidden: Sequence[int] = (512, 256),
+        dropout: Sequence[float] = (0.5, 0.35, 0.25),
     ) -> None:
         super().__init__()
         hidden, dropout = list(hidden), [float(p) for p in dropout]

@@ -25,7 +25,9 @@ DEFAULT_OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1
 
 
 def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else copy.deepcopy(value)
+    return (
+        OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else copy.deepcopy(value)
+    )
 
 
 class DetectorModule(L.LightningModule):
@@ -80,8 +82,15 @@ class DetectorModule(L.LightningModule):
         target_int = targets.long()
         self.metrics[f"{stage}_"].update(probs, target_int)
         self.confusion[f"{stage}_"].update(probs, target_int)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 batch_size=len(targets), sync_dist=stage != "train")
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(targets),
+            sync_dist=stage != "train",
+        )
         return loss, logits
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
@@ -103,8 +112,11 @@ class DetectorModule(L.LightningModule):
 
     def _epoch_end(self, stage: str) -> None:
         computed = self.metrics[f"{stage}_"].compute()
-        self.log_dict({f"{stage}/{name}": value for name, value in computed.items()}, prog_bar=stage == "val",
-                      sync_dist=True)
+        self.log_dict(
+            {f"{stage}/{name}": value for name, value in computed.items()},
+            prog_bar=stage == "val",
+            sync_dist=True,
+        )
         self.last_confusion[stage] = self.confusion[f"{stage}_"].compute().int().tolist()
         self.metrics[f"{stage}_"].reset()
         self.confusion[f"{stage}_"].reset()

@@ -42,7 +42,12 @@ def _probability(value: Any) -> bool:
 
 
 def validate_data(cfg: DictConfig) -> None:
-    _check(cfg, "data.image_size", lambda v: _is_int(v) and v >= MIN_IMAGE_SIZE, f"an integer >= {MIN_IMAGE_SIZE}")
+    _check(
+        cfg,
+        "data.image_size",
+        lambda v: _is_int(v) and v >= MIN_IMAGE_SIZE,
+        f"an integer >= {MIN_IMAGE_SIZE}",
+    )
     _check(cfg, "data.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     _check(cfg, "data.num_workers", lambda v: _is_int(v) and 0 <= v <= 256, "an integer in 0..256")
     _check(cfg, "data.on_bad_image", lambda v: v in ("skip", "raise"), "skip or raise")
@@ -58,9 +63,18 @@ def validate_data(cfg: DictConfig) -> None:
         if isinstance(settings, DictConfig):
             for name in ("p", "hflip_p", "affine_p", "perspective_p"):
                 _check(cfg, f"data.augment.{group}.{name}", _probability, "a probability in [0, 1]")
-    _check(cfg, "data.augment.jpeg.quality_range", lambda v: 1 <= v[0] <= v[1] <= 100, "[low, high] within 1..100")
+    _check(
+        cfg,
+        "data.augment.jpeg.quality_range",
+        lambda v: 1 <= v[0] <= v[1] <= 100,
+        "[low, high] within 1..100",
+    )
     root = _get(cfg, "data.root")
-    if root is not None and "synthetic" not in str(_get(cfg, "data._target_")).lower() and not Path(root).is_dir():
+    if (
+        root is not None
+        and "synthetic" not in str(_get(cfg, "data._target_")).lower()
+        and not Path(root).is_dir()
+    ):
         raise ConfigError(
             f"data.root={root!r}: folder not found; for faces140k expected "
             "real_vs_fake/real-vs-fake/{train,valid,test}/{real,fake}, for folder data root/{real,fake}"
@@ -69,11 +83,19 @@ def validate_data(cfg: DictConfig) -> None:
 
 def validate_model(cfg: DictConfig) -> None:
     hidden = _get(cfg, "model.head.hidden")
-    _check(cfg, "model.head.hidden", lambda v: all(_is_int(w) and w >= 1 for w in v), "a list of positive integers")
+    _check(
+        cfg,
+        "model.head.hidden",
+        lambda v: all(_is_int(w) and w >= 1 for w in v),
+        "a list of positive integers",
+    )
     _check(cfg, "model.head.dropout", lambda v: all(0 <= p < 1 for p in v), "values in [0, 1)")
     if hidden is not None:
         _check(
-            cfg, "model.head.dropout", lambda v: len(v) == len(hidden) + 1, f"{len(hidden) + 1} values (one per layer)"
+            cfg,
+            "model.head.dropout",
+            lambda v: len(v) == len(hidden) + 1,
+            f"{len(hidden) + 1} values (one per layer)",
         )
     _check(cfg, "model.attention.hidden", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     _check(
@@ -83,7 +105,9 @@ def validate_model(cfg: DictConfig) -> None:
         f"an integer in 0..{BACKBONE_TENSORS} (parameter tensors of MobileNetV2.features)",
     )
     _check(cfg, "model.loss.name", lambda v: v in ("focal", "bce"), "focal or bce")
-    _check(cfg, "model.loss.alpha", lambda v: v == -1 or 0 <= v <= 1, "a value in [0, 1], or -1 for no weighting")
+    _check(
+        cfg, "model.loss.alpha", lambda v: v == -1 or 0 <= v <= 1, "a value in [0, 1], or -1 for no weighting"
+    )
     _check(cfg, "model.loss.gamma", lambda v: v >= 0, "a number >= 0")
     _check(cfg, "model.optimizer.lr", lambda v: 0 < v < 10, "a number in (0, 10)")
     _check(cfg, "model.optimizer.weight_decay", lambda v: v >= 0, "a number >= 0")

@@ -25,7 +25,9 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Callbacks and loggers are dicts of `_target_` nodes; empty or missing groups give an empty list."""
     if not group:
         return []
-    return [instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node]
+    return [
+        instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node
+    ]
 
 
 def resolve_precision(cfg: DictConfig) -> None:
@@ -71,7 +73,11 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
 def _record_failure(output_dir: Path, err: BaseException) -> None:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        payload = {"status": "failed", "error": f"{err.__class__.__name__}: {err}", "traceback": traceback.format_exc()}
+        payload = {
+            "status": "failed",
+            "error": f"{err.__class__.__name__}: {err}",
+            "traceback": traceback.format_exc(),
+        }
         (output_dir / "error.json").write_text(json.dumps(payload, indent=2))
     except OSError:
         log.error("could not write error.json to %s", output_dir)

@@ -1,0 +1,42 @@
+# Two commands a newcomer needs: `make train` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+
+.PHONY: install train test test-slow lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(TORCH_PINS)
+	$(PIP) install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## train advanced_v2 on the built-in synthetic dataset (CPU, a few minutes)
+train: $(STAMP)
+	$(PY) -m deepfake_lightning.train +experiment=fast
+
+## the default test suite (no slow tests)
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+## long real-data runs: the make-train budget run and the LFW face-swap recipe
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -p no:xdist $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check deepfake_lightning tests
+	$(VENV)/bin/ruff format --check deepfake_lightning tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix deepfake_lightning tests
+	$(VENV)/bin/ruff format deepfake_lightning tests
+
+clean:
+	rm -rf logs .pytest_cache .ruff_cache
