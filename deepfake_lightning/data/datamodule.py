@@ -37,6 +37,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 2,
         preprocess: str = "resize",
+        reencode_jpeg_quality: int | None = None,
         augment: Mapping[str, Any] | None = None,
         normalize: Mapping[str, Any] | None = None,
         on_bad_image: str = "skip",
@@ -57,6 +58,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.preprocess = preprocess
+        self.reencode_jpeg_quality = reencode_jpeg_quality
         self.augment = _plain(augment) or {}
         self.normalize = _plain(normalize) or IMAGENET_NORMALIZE
         self.on_bad_image = on_bad_image
@@ -117,10 +119,11 @@ class DeepfakeDataModule(L.LightningDataModule):
         assert self.index is not None
         if not self.index[split]:
             raise ValueError(f"data split '{split}' of {self.root} is empty")
+        quality = self.reencode_jpeg_quality
         transform = (
-            build_train_transform(self.image_size, self.preprocess, self.augment, self.normalize)
+            build_train_transform(self.image_size, self.preprocess, self.augment, self.normalize, quality)
             if train
-            else build_eval_transform(self.image_size, self.preprocess, self.normalize)
+            else build_eval_transform(self.image_size, self.preprocess, self.normalize, quality)
         )
         return ImageDataset(self.index[split], transform, self.on_bad_image)
 

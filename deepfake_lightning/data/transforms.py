@@ -12,6 +12,13 @@ from albumentations.pytorch import ToTensorV2
 PREPROCESS_MODES = ("resize", "center_crop")
 
 
+def _reencode(quality: int | None) -> list[A.BasicTransform]:
+    """Re-encode every image at one JPEG quality so a class-dependent source quality is no shortcut."""
+    if quality is None:
+        return []
+    return [A.ImageCompression(quality_range=(quality, quality), p=1.0)]
+
+
 def _to_size(image_size: int, preprocess: str) -> list[A.BasicTransform]:
     """Deterministic route to `image_size`: resize the whole image, or cut the centre at native resolution."""
     if preprocess == "resize":
@@ -98,22 +105,30 @@ class _Pipeline:
         return self.compose(image=image)["image"]
 
 
-def build_eval_transform(image_size: int, preprocess: str, normalize: Mapping[str, Any]) -> _Pipeline:
-    return _Pipeline(A.Compose(_to_size(image_size, preprocess) + _finish(normalize)))
+def build_eval_transform(
+    image_size: int, preprocess: str, normalize: Mapping[str, Any], reencode_jpeg_quality: int | None = None
+) -> _Pipeline:
+    """Deterministic; `build_eval_transform(**module.hparams["preprocessing"])` rebuilds it for inference."""
+    steps = _reencode(reencode_jpeg_quality) + _to_size(image_size, preprocess)
+    return _Pipeline(A.Compose(steps + _finish(normalize)))
 
 
 def build_train_transform(
-    image_size: int, preprocess: str, augment: Mapping[str, Any], normalize: Mapping[str, Any]
+    image_size: int,
+    preprocess: str,
+    augment: Mapping[str, Any],
+    normalize: Mapping[str, Any],
+    reencode_jpeg_quality: int | None = None,
 ) -> _Pipeline:
     """`augment.random_crop=true` replaces the deterministic route with a random native-resolution crop."""
-    steps: list[A.BasicTransform]
+    steps = _reencode(reencode_jpeg_quality)
     if augment.get("random_crop", False):
-        steps = [
+        steps += [
             A.PadIfNeeded(image_size, image_size, border_mode=cv2.BORDER_CONSTANT),
             A.RandomCrop(image_size, image_size),
         ]
     else:
-        steps = _to_size(image_size, preprocess)
+        steps += _to_size(image_size, preprocess)
     unknown = set(augment) - set(AUGMENTATION_GROUPS) - {"random_crop"}
     if unknown:
         raise ValueError(

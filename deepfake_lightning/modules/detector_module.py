@@ -20,6 +20,7 @@ DEFAULT_PREPROCESSING = {
     "image_size": 224,
     "preprocess": "resize",
     "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+    "reencode_jpeg_quality": None,
 }
 DEFAULT_OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3, "weight_decay": 1e-4}
 
