@@ -48,6 +48,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = True,
         prefetch_factor: int = 4,
+        decoder: str = "auto",
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
@@ -69,6 +70,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
         self.prefetch_factor = prefetch_factor
+        self.decoder = decoder
         self.index: Index | None = None
         self.verify_skipped: list[str] = []
 
@@ -97,7 +99,7 @@ class DeepfakeDataModule(L.LightningDataModule):
             kept[split] = []
             for path, target in samples:
                 try:
-                    load_rgb(path)
+                    load_rgb(path, decoder=self.decoder)
                 except BadImageError as err:
                     if self.on_bad_image == "raise":
                         raise
@@ -125,7 +127,7 @@ class DeepfakeDataModule(L.LightningDataModule):
             if train
             else build_eval_transform(self.image_size, self.preprocess, self.normalize, quality)
         )
-        return ImageDataset(self.index[split], transform, self.on_bad_image)
+        return ImageDataset(self.index[split], transform, self.on_bad_image, self.decoder)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         workers = self.num_workers

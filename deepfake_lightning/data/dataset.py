@@ -23,12 +23,14 @@ class ImageDataset(Dataset):
         samples: Sequence[Sample],
         transform: Callable[[np.ndarray], torch.Tensor],
         on_bad_image: str = "skip",
+        decoder: str = "auto",
     ) -> None:
         if on_bad_image not in ON_BAD_IMAGE:
             raise ValueError(f"data.on_bad_image={on_bad_image!r}: allowed {ON_BAD_IMAGE}")
         self.samples = list(samples)
         self.transform = transform
         self.on_bad_image = on_bad_image
+        self.decoder = decoder
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -36,7 +38,7 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         path, target = self.samples[index]
         try:
-            image = self.transform(load_rgb(path))
+            image = self.transform(load_rgb(path, decoder=self.decoder))
         except BadImageError:
             if self.on_bad_image == "raise":
                 raise

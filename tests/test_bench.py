@@ -1,0 +1,128 @@
+"""The bench command end to end at smoke size, and the report's ratio, schema and target logic."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepfake_lightning.bench.report import compute_ratios, targets, validate_rows
+from deepfake_lightning.bench.rows import ROW_FIELDS, Row
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _row(task: str = "inference", backend: str = "eager", throughput: float = 10.0, **fields: object) -> Row:
+    values = {
+        "stage": "batch",
+        "device": "cpu",
+        "precision": "fp32",
+        "batch_size": 8,
+        "image_size": 224,
+        "workers": 0,
+        "threads": 1,
+        "latency_ms_p50": 1.0,
+        "latency_ms_p99": 2.0,
+    } | fields
+    return Row(task=task, backend=backend, throughput_img_s=throughput, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    command = [
+        sys.executable,
+        "-m",
+        "deepfake_lightning.bench",
+        "smoke=true",
+        "threads=1",
+        f"output_dir={out}",
+        f"cache_dir={out / 'cache'}",
+        f"paths.log_dir={out / 'logs'}",
+        f"hydra.run.dir={out / 'hydra'}",
+    ]
+    env = os.environ | {"WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_smoke_bench_writes_valid_rows_with_baselines_and_ratios(smoke_report: Path) -> None:
+    document = json.loads((smoke_report / "bench.json").read_text())
+    assert {"rows", "versions", "date", "host"} <= set(document)
+    rows = document["rows"]
+    assert validate_rows(rows) == []
+    assert "problems" not in document
+    assert {r["task"] for r in rows} == {"data", "index", "train", "inference"}
+    for task in ("data", "index", "train", "inference"):
+        baselines = [r for r in rows if r["task"] == task and "baseline" in r["backend"]]
+        assert baselines and all(r["ratio_to_baseline"] == 1.0 for r in baselines), task
+    assert all(r["ratio_to_baseline"] is not None for r in rows if "error" not in r["extra"])
+    assert all(set(ROW_FIELDS) <= set(r) for r in rows)
+    int8 = [r for r in rows if r["task"] == "inference" and r["precision"] == "int8"]
+    assert int8 and all("auroc_delta" in r["extra"] for r in int8)
+    assert document["versions"]["torch"]
+    assert document["notes"]["onnx_int8_mb"] < document["notes"]["onnx_fp32_mb"]
+
+
+def test_smoke_bench_writes_markdown_and_profiles(smoke_report: Path) -> None:
+    text = (smoke_report / "bench.md").read_text()
+    rows = json.loads((smoke_report / "bench.json").read_text())["rows"]
+    table = [
+        line
+        for line in text.splitlines()
+        if line.startswith(("| data ", "| index ", "| train ", "| inference "))
+    ]
+    assert len(table) == len(rows)
+    assert "## Targets" in text and "smoke=true" in text
+    assert (smoke_report / "profile_inference.txt").read_text().strip()
+    assert (smoke_report / "profile_train.txt").read_text().strip()
+
+
+def test_ratio_uses_the_matching_baseline() -> None:
+    rows = [
+        _row(backend="baseline:eager", throughput=10.0, stage="single", batch_size=1),
+        _row(backend="onnxruntime:cpu", throughput=50.0),  # batch rows divide by the single-image baseline
+        _row(backend="baseline:eager", throughput=40.0, stage="single", batch_size=1, image_size=128),
+        _row(backend="eager", throughput=80.0, image_size=128),
+        _row(task="data", backend="baseline:pil", throughput=100.0, stage="decode"),
+        _row(task="data", backend="baseline:pil", throughput=20.0, stage="train_aug"),
+        _row(task="data", backend="auto", throughput=30.0, stage="train_aug"),
+        _row(task="train", backend="eager", throughput=5.0),  # no baseline for its task: no ratio
+    ]
+    compute_ratios(rows)
+    assert [r.ratio_to_baseline for r in rows] == [1.0, 5.0, 1.0, 2.0, 1.0, 1.0, 1.5, None]
+
+
+def test_validate_rows_reports_each_problem() -> None:
+    good = _row(backend="baseline:eager").to_dict()
+    assert validate_rows([good]) == []
+    missing = {k: v for k, v in good.items() if k != "latency_ms_p99"}
+    bad_device = good | {"device": "gpu0"}
+    negative = good | {"throughput_img_s": -1.0}
+    no_baseline = _row(task="train").to_dict()
+    problems = validate_rows([missing, bad_device, negative, no_baseline])
+    assert any("missing ['latency_ms_p99']" in p for p in problems)
+    assert any("gpu0" in p for p in problems)
+    assert any("throughput_img_s=-1.0" in p for p in problems)
+    assert any("task train: no baseline" in p for p in problems)
+
+
+def test_targets_pick_the_best_accurate_backend() -> None:
+    fast_but_wrong = _row(
+        backend="onnxruntime:cpu", precision="int8", throughput=2000.0, extra={"auroc_delta": -0.02}
+    )
+    accurate = _row(
+        backend="onnxruntime:cpu", precision="int8", throughput=950.0, extra={"auroc_delta": 0.001}
+    )
+    fp32 = _row(backend="onnxruntime:cpu", throughput=420.0)
+    goals = {t["target"]: t for t in targets([fast_but_wrong, accurate, fp32])}
+    best = goals["CPU best inference, 224 px"]
+    assert best["met"] is True and best["measured"].startswith("950 img/s")
+    assert goals["CPU fp32 inference, 224 px"]["met"] is True
+    assert goals["140k index build"]["measured"] == "not measured"
+    assert goals["GPU (H100) inference"]["met"] is None
