@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.checkpoints import find_last_checkpoint
+from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
 from deepfake_lightning.utils.config_validation import validate_config
 from deepfake_lightning.utils.task import instantiate_group, resolve_precision, run_task, seed
@@ -24,7 +25,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resolve_precision(cfg)
     seed(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if is_rank_zero():  # DDP ranks > 0 run this too, in the same dir
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, _recursive_=False)
@@ -35,7 +37,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     info = {"model": model.size(), "data": datamodule.counts()}
-    (output_dir / "model_info.json").write_text(json.dumps(info, indent=2))
+    if is_rank_zero():
+        (output_dir / "model_info.json").write_text(json.dumps(info, indent=2))
     log.info("model: %s", info["model"])
 
     ckpt_path = cfg.get("ckpt_path")
@@ -53,10 +56,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("test"):
         best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
         trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
+        gather_test_outputs(trainer.lightning_module)  # every rank: a collective under DDP
         if trainer.is_global_zero:
             extra = {"checkpoint": best, "model": info["model"], "data": info["data"]}
             results["test"] = write_test_outputs(trainer.lightning_module, output_dir, extra)
-    (output_dir / "run_summary.json").write_text(json.dumps(results, indent=2, default=str))
+    if is_rank_zero():
+        (output_dir / "run_summary.json").write_text(json.dumps(results, indent=2, default=str))
     return results
 
 
