@@ -1,4 +1,8 @@
-"""`python -m deepfake_lightning.eval ckpt_path=... [data=...]`: test a checkpoint on any data config."""
+"""`python -m deepfake_lightning.eval ckpt_path=... [data=...]`: test a checkpoint on any data config.
+
+Writes the test outputs (metrics with CIs at the validation-chosen threshold, predictions, plots), then the
+optional extras -- cross-dataset table, robustness grid, explanations -- and finally REPORT.md from the files.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,28 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.callbacks import SkippedImagesCallback
 from deepfake_lightning.checkpoints import load_detector_module
-from deepfake_lightning.evaluation.test_outputs import write_test_outputs
+from deepfake_lightning.evaluation.cross_dataset import evaluate_extra_sets, write_cross_dataset
+from deepfake_lightning.evaluation.eval_setup import apply_checkpoint_preprocessing, resolve_calibration
+from deepfake_lightning.evaluation.explanations import write_explanations
+from deepfake_lightning.evaluation.report import write_report
+from deepfake_lightning.evaluation.robustness import evaluate_robustness, write_robustness
+from deepfake_lightning.evaluation.test_outputs import collected_predictions, write_test_outputs
 from deepfake_lightning.utils.config_validation import validate_data, validate_run
 from deepfake_lightning.utils.task import run_task, seed
+
+
+def _data_name(cfg: DictConfig) -> str:
+    """The chosen data config (``folder``, ``faces140k``...) to name the primary row of the cross-dataset table."""
+    try:
+        return str(HydraConfig.get().runtime.choices.get("data") or "test")
+    except ValueError:
+        return "test"
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -22,13 +40,45 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     validate_run(cfg)
     seed(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     module = load_detector_module(cfg.ckpt_path)
+    apply_checkpoint_preprocessing(cfg, module)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     datamodule = instantiate(cfg.data)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[SkippedImagesCallback(str(output_dir))])
+    device = trainer.strategy.root_device
+    calibration = resolve_calibration(cfg, module, datamodule, output_dir, device)
+    temperature, threshold = calibration["temperature"], calibration["threshold"]
+
     trainer.test(module, datamodule=datamodule)
     extra = {"checkpoint": str(cfg.ckpt_path), "model": module.size(), "data": datamodule.counts()}
-    results = write_test_outputs(module, output_dir, extra)
+    extra["calibration"] = calibration
+    results = write_test_outputs(module, output_dir, extra, temperature, threshold)
+
+    n_bootstrap = int(cfg.get("n_bootstrap", 1000))
+    extra_sets = cfg.get("extra_eval_sets") or {}
+    if extra_sets:
+        sets = evaluate_extra_sets(
+            module, cfg.data, extra_sets, output_dir, temperature, threshold, device, n_bootstrap
+        )
+        write_cross_dataset({_data_name(cfg): results, **sets}, output_dir, calibration)
+    if OmegaConf.select(cfg, "robustness.enabled", default=False):
+        rows = evaluate_robustness(
+            module, datamodule, cfg.corruptions, temperature, threshold, device, n_bootstrap, int(cfg.seed)
+        )
+        write_robustness(rows, output_dir, calibration, int(cfg.seed))
+    if OmegaConf.select(cfg, "explain.enabled", default=False):
+        preprocessing = {key: getattr(datamodule, key) for key in ("image_size", "preprocess", "normalize")}
+        write_explanations(
+            module,
+            collected_predictions(module, temperature),
+            threshold,
+            preprocessing,
+            output_dir / "explanations.png",
+            int(cfg.explain.n_per_group),
+            int(cfg.seed),
+            device,
+        )
+    write_report(output_dir)
     (output_dir / "run_summary.json").write_text(json.dumps({"status": "ok"}, indent=2))
     return results
 

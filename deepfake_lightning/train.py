@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.checkpoints import find_last_checkpoint
 from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
+from deepfake_lightning.evaluation.calibrate_run import calibrate_checkpoint, uncalibrated
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
 from deepfake_lightning.utils.config_validation import validate_config
 from deepfake_lightning.utils.task import instantiate_group, resolve_precision, run_task, seed
@@ -53,13 +54,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if checkpoint is not None and checkpoint.best_model_score is not None:
         results[cfg.optimized_metric] = float(checkpoint.best_model_score)
         results["best_checkpoint"] = checkpoint.best_model_path
+    best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    calibration = uncalibrated(model.hparams.threshold)
+    if best and trainer.is_global_zero and OmegaConf.select(cfg, "calibration.enabled", default=False):
+        rule = cfg.calibration.threshold_rule
+        calibration = calibrate_checkpoint(best, datamodule, output_dir, rule, trainer.strategy.root_device)
     if cfg.get("test"):
-        best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
         trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
         gather_test_outputs(trainer.lightning_module)  # every rank: a collective under DDP
         if trainer.is_global_zero:
-            extra = {"checkpoint": best, "model": info["model"], "data": info["data"]}
-            results["test"] = write_test_outputs(trainer.lightning_module, output_dir, extra)
+            extra = {"checkpoint": best, **info, "calibration": calibration}
+            scaling = calibration["temperature"], calibration["threshold"]
+            results["test"] = write_test_outputs(trainer.lightning_module, output_dir, extra, *scaling)
     if is_rank_zero():
         (output_dir / "run_summary.json").write_text(json.dumps(results, indent=2, default=str))
     return results

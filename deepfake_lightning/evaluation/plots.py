@@ -124,7 +124,12 @@ def plot_pr(
 
 
 def plot_reliability(
-    p_before: Any, p_after: Any | None, labels: Any, path: str | Path, n_bins: int = ECE_BINS
+    p_before: Any,
+    p_after: Any | None,
+    labels: Any,
+    path: str | Path,
+    n_bins: int = ECE_BINS,
+    title: str = "Reliability diagram",
 ) -> Path:
     """Reliability diagram before/after temperature scaling, with per-bin counts underneath."""
     fig = _new_figure(6.0, 6.5)
@@ -149,7 +154,7 @@ def plot_reliability(
         left = np.minimum(bins["edges"], 1.0 - width)  # the extra last bin (p == 1) is drawn over the top bin
         bar_x = left[ok] + width * (0.25 + 0.5 * offset)
         bottom.bar(bar_x, bins["count"][ok], width=width / 2, color=color, alpha=0.7)
-    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed fraction fake", title="Reliability diagram")
+    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed fraction fake", title=title)
     top.legend(loc="upper left")
     bottom.set(xlabel="predicted p_fake", ylabel="count")
     return _save(fig, path)
@@ -248,4 +253,77 @@ def plot_performance_summary(
     level = metrics.get("ci_level")
     ci_text = f" ({level:.0%} bootstrap CI)" if isinstance(level, (int, float)) else ""
     ax.set(ylim=(0, 1.1), ylabel="value (EER: lower is better)", title=f"{title}{ci_text}")
+    return _save(fig, path)
+
+
+def plot_robustness(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """One panel per corruption: AUROC (with bootstrap CI) and accuracy from clean to the harshest severity."""
+    clean = next((r for r in rows if r.get("corruption") == "clean"), None)
+    names = list(dict.fromkeys(r["corruption"] for r in rows if r.get("corruption") != "clean"))
+    fig = _new_figure(3.2 * max(1, len(names)), 3.8)
+    if not names:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no corruptions evaluated", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return _save(fig, path)
+    for k, name in enumerate(names, start=1):
+        ax = fig.add_subplot(1, len(names), k)
+        series = ([clean] if clean else []) + [r for r in rows if r.get("corruption") == name]
+        labels = ["clean" if r["corruption"] == "clean" else f"{r['severity']:g}" for r in series]
+        x = np.arange(len(series))
+        for key, style, color in (("auroc", "o-", _FAKE_COLOR), ("accuracy", "s--", "tab:grey")):
+            entries = [r.get(key) or {} for r in series]
+            values = np.array([float(e.get("value", math.nan)) for e in entries])
+            low = np.array([float(e.get("ci_low", math.nan)) for e in entries])
+            high = np.array([float(e.get("ci_high", math.nan)) for e in entries])
+            yerr = np.clip(np.nan_to_num(np.array([values - low, high - values])), 0.0, None)
+            ax.errorbar(
+                x,
+                values,
+                yerr=yerr if key == "auroc" else None,
+                fmt=style,
+                color=color,
+                capsize=3,
+                ms=4,
+                label=key,
+            )
+        ax.set_xticks(x, labels=labels)
+        ax.set(ylim=(0, 1.02), xlabel="severity", title=name)
+        ax.grid(alpha=0.3)
+        if k == 1:
+            ax.set_ylabel("test metric")
+            ax.legend(loc="lower left", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_explanations(groups: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], path: str | Path) -> Path:
+    """One row per group; each sample is three panels: image, attention overlay, Grad-CAM overlay.
+
+    A sample is ``{"image": HxWx3 in [0, 1], "attention": HxW in [0, 1] or None, "gradcam": HxW, "caption"}``.
+    """
+    per_row = max([len(samples) for _, samples in groups] + [1])
+    fig = _new_figure(2.0 * 3 * per_row, 2.3 * max(1, len(groups)))
+    for r, (title, samples) in enumerate(groups):
+        for s in range(per_row):
+            sample = samples[s] if s < len(samples) else None
+            for c, (key, name) in enumerate(
+                (("image", "image"), ("attention", "attention"), ("gradcam", "Grad-CAM"))
+            ):
+                ax = fig.add_subplot(len(groups), 3 * per_row, r * 3 * per_row + s * 3 + c + 1)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if sample is None:
+                    ax.set_axis_off()
+                    if s == 0 and c == 0:
+                        ax.text(0.5, 0.5, "no such image", ha="center", va="center", transform=ax.transAxes)
+                    continue
+                ax.imshow(sample["image"])
+                heat = sample.get(key) if key != "image" else None
+                if heat is not None:
+                    ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
+                elif key != "image":
+                    ax.text(0.5, 0.5, "n/a", ha="center", va="center", color="white", transform=ax.transAxes)
+                ax.set_title(sample["caption"] if key == "image" else name, fontsize=7)
+                if s == 0 and c == 0:
+                    ax.set_ylabel(title, fontsize=8)
     return _save(fig, path)

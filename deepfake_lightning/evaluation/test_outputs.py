@@ -8,41 +8,77 @@ from typing import Any
 
 import torch
 
-from deepfake_lightning.evaluation.metrics import compute_metrics
-from deepfake_lightning.evaluation.plots import plot_confusion_matrix, plot_pr, plot_roc, plot_score_hist
+from deepfake_lightning.evaluation.calibration import apply_temperature, binary_nll
+from deepfake_lightning.evaluation.metrics import compute_metrics, expected_calibration_error
+from deepfake_lightning.evaluation.plots import (
+    plot_confusion_matrix,
+    plot_performance_summary,
+    plot_pr,
+    plot_reliability,
+    plot_roc,
+    plot_score_hist,
+)
 from deepfake_lightning.evaluation.predictions import write_predictions_csv
+from deepfake_lightning.evaluation.report import write_report
 
 
-def collected_predictions(module: Any) -> dict[str, Any]:
-    """Paths, labels (1 = fake), logits and p_fake gathered by `DetectorModule.test_step`."""
+def collected_predictions(module: Any, temperature: float = 1.0) -> dict[str, Any]:
+    """Paths, labels (1 = fake), raw logits and ``p_fake = sigmoid(logit / T)`` gathered by ``test_step``."""
     outputs = module.test_outputs
     if not outputs.get("path"):
         raise ValueError("the test split produced no predictions (empty, or every image was skipped)")
-    logits = torch.cat(outputs["logit"])
+    logits = torch.cat(outputs["logit"]).double().numpy()
     return {
         "path": list(outputs["path"]),
         "label": torch.cat(outputs["target"]).numpy(),
-        "logit": logits.numpy(),
-        "p_fake": torch.sigmoid(logits).numpy(),
+        "logit": logits,
+        "p_fake": apply_temperature(logits, temperature),
+    }
+
+
+def uncalibrated_scores(logits: Any, labels: Any) -> dict[str, float]:
+    """Log loss and ECE of the raw sigmoid, so a report can show what temperature scaling changed on test."""
+    return {
+        "log_loss": binary_nll(logits, labels, 1.0),
+        "ece": expected_calibration_error(apply_temperature(logits, 1.0), labels),
     }
 
 
 def write_test_outputs(
-    module: Any, output_dir: str | Path, extra: dict[str, Any] | None = None
+    module: Any,
+    output_dir: str | Path,
+    extra: dict[str, Any] | None = None,
+    temperature: float = 1.0,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
-    """Writes `test_results.json`, `predictions.csv` and the ROC/PR/histogram/confusion PNGs; returns the results."""
+    """Writes ``test_results.json``, ``predictions.csv``, the PNGs and ``REPORT.md``; returns the results.
+
+    ``temperature`` and ``threshold`` come from validation (``calibration.json``), never from these labels;
+    ``threshold=None`` falls back to the module's configured threshold.
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    preds = collected_predictions(module)
-    threshold = float(module.hparams.get("threshold", 0.5))
-    results = compute_metrics(preds["p_fake"], preds["label"], threshold=threshold)
+    preds = collected_predictions(module, temperature)
+    if threshold is None:
+        threshold = float(module.hparams.get("threshold", 0.5))
+    p_fake, labels = preds["p_fake"], preds["label"]
+    results = compute_metrics(p_fake, labels, threshold=threshold)
+    results["temperature"] = float(temperature)
+    results["uncalibrated"] = uncalibrated_scores(preds["logit"], labels)
     results.update(extra or {})
     (output_dir / "test_results.json").write_text(json.dumps(results, indent=2, default=float))
-    write_predictions_csv(
-        output_dir / "predictions.csv", preds["path"], preds["label"], preds["logit"], preds["p_fake"]
-    )
+    write_predictions_csv(output_dir / "predictions.csv", preds["path"], labels, preds["logit"], p_fake)
     plot_confusion_matrix(results["confusion_matrix"], output_dir / "confusion_matrix.png", "test")
-    plot_roc(preds["p_fake"], preds["label"], output_dir / "roc.png")
-    plot_pr(preds["p_fake"], preds["label"], output_dir / "pr.png")
-    plot_score_hist(preds["p_fake"], preds["label"], output_dir / "score_hist.png")
+    plot_roc(p_fake, labels, output_dir / "roc.png")
+    plot_pr(p_fake, labels, output_dir / "pr.png")
+    plot_score_hist(p_fake, labels, output_dir / "score_hist.png", threshold=threshold)
+    plot_performance_summary(results, output_dir / "performance_summary.png")
+    plot_reliability(
+        apply_temperature(preds["logit"], 1.0),
+        p_fake if temperature != 1.0 else None,
+        labels,
+        output_dir / "test_reliability.png",
+        title=f"Test reliability (T={temperature:.3g} from validation)",
+    )
+    write_report(output_dir)
     return results

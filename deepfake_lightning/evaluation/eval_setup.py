@@ -1,0 +1,52 @@
+"""What every evaluation entry point settles before predicting: preprocessing, device, temperature/threshold."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from deepfake_lightning.evaluation.calibrate_run import DEFAULT_RULE, calibrate, find_calibration
+
+log = logging.getLogger(__name__)
+
+PREPROCESSING_KEYS = ("image_size", "preprocess", "normalize")
+
+
+def apply_checkpoint_preprocessing(cfg: DictConfig, module: Any) -> None:
+    """Set ``data.image_size/preprocess/normalize`` to what the checkpoint was trained with.
+
+    A checkpoint scored at another resolution or normalisation gives silently wrong numbers, so unless
+    ``use_checkpoint_preprocessing=false`` the checkpoint's own values win over the data config's.
+    """
+    stored = dict(module.hparams.get("preprocessing") or {})
+    if not OmegaConf.select(cfg, "use_checkpoint_preprocessing", default=True) or not stored:
+        return
+    with open_dict(cfg):
+        for key in PREPROCESSING_KEYS:
+            if key in stored and OmegaConf.select(cfg, f"data.{key}") != stored[key]:
+                log.info(
+                    "data.%s=%s from the checkpoint (config had %s)", key, stored[key], cfg.data.get(key)
+                )
+                cfg.data[key] = stored[key]
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``auto`` -> the first CUDA device if there is one, else the CPU."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_calibration(
+    cfg: DictConfig, module: Any, datamodule: Any, output_dir: Any, device: Any
+) -> dict[str, Any]:
+    """``calibration.refit``: fit on this data's validation split; else the checkpoint run's ``calibration.json``."""
+    settings = OmegaConf.select(cfg, "calibration", default=None) or {}
+    if settings.get("refit", False):
+        rule = settings.get("threshold_rule", DEFAULT_RULE)
+        record = calibrate(module, datamodule.val_dataloader(), output_dir, rule, device)
+        return {**record, "source": f"refit on the validation split of {datamodule.root}"}
+    return find_calibration(cfg.ckpt_path, settings.get("path", "auto"), module.hparams.get("threshold", 0.5))
