@@ -79,6 +79,11 @@ def _accurate(row: Row, limit: float = 0.005) -> bool:
     return abs(delta) <= limit if delta is not None else row.precision == "fp32"
 
 
+def _rate(row: Row) -> str:
+    typical = row.extra.get("throughput_at_p50_img_s")
+    return f"{row.throughput_img_s:.0f} img/s" + (f" (p50 call: {typical:.0f})" if typical else "")
+
+
 def _target(name: str, goal: str, row: Row | None, measured: str | None, met: bool | None) -> dict[str, Any]:
     return {
         "target": name,
@@ -94,6 +99,7 @@ def targets(rows: Sequence[Row]) -> list[dict[str, Any]]:
     """The issue's targets, each with the row that answers it; `met` is reported, never asserted."""
     cpu224 = [r for r in rows if r.task == "inference" and r.device == "cpu" and r.image_size == TARGET_SIZE]
     best = _best(cpu224, _accurate)
+    fastest = _best(cpu224, lambda r: True)
     fp32 = _best(cpu224, lambda r: r.precision == "fp32")
     pipeline = _best(rows, lambda r: r.task == "data" and r.stage == "train_aug" and r.workers == 0)
     index = next((r for r in rows if r.task == "index" and r.backend == "faces140k_csv"), None)
@@ -103,21 +109,28 @@ def targets(rows: Sequence[Row]) -> list[dict[str, Any]]:
             "CPU best inference, 224 px",
             ">= 900 img/s, |AUROC change| <= 0.005",
             best,
-            best and f"{best.throughput_img_s:.0f} img/s, AUROC change {best.extra.get('auroc_delta', 0.0)}",
+            best and f"{_rate(best)}, AUROC change {best.extra.get('auroc_delta', 0.0)}",
             best and best.throughput_img_s >= 900,
+        ),
+        _target(
+            "CPU fastest inference, 224 px, any accuracy",
+            "context: what int8 gives before the AUROC check",
+            fastest,
+            fastest and f"{_rate(fastest)}, AUROC change {fastest.extra.get('auroc_delta', 0.0)}",
+            None,
         ),
         _target(
             "CPU fp32 inference, 224 px",
             ">= 400 img/s",
             fp32,
-            fp32 and f"{fp32.throughput_img_s:.0f} img/s",
+            fp32 and _rate(fp32),
             fp32 and fp32.throughput_img_s >= 400,
         ),
         _target(
             "input pipeline (decode + train augmentation)",
             ">= 600 img/s per core",
             pipeline,
-            pipeline and f"{pipeline.throughput_img_s:.0f} img/s on one core",
+            pipeline and f"{_rate(pipeline)} on one core",
             pipeline and pipeline.throughput_img_s >= 600,
         ),
         _target(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
@@ -49,6 +50,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int = 4,
         decoder: str = "auto",
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
@@ -71,6 +73,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers
         self.prefetch_factor = prefetch_factor
         self.decoder = decoder
+        self.channels_last = channels_last
         self.index: Index | None = None
         self.verify_skipped: list[str] = []
 
@@ -142,6 +145,14 @@ class DeepfakeDataModule(L.LightningDataModule):
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """NHWC images make oneDNN/cuDNN run the whole network channels-last: 1.4-1.9x faster training steps
+        on CPU (docs/benchmarks.md); the values are unchanged, only the memory layout."""
+        image = batch.get("image") if isinstance(batch, dict) else None
+        if self.channels_last and isinstance(image, torch.Tensor) and image.dim() == 4:
+            batch["image"] = image.contiguous(memory_format=torch.channels_last)
+        return batch
 
     def _on_gpu(self) -> bool:
         """Pinned memory only pays off when batches are copied to a GPU."""
