@@ -67,12 +67,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
         write_robustness(rows, output_dir, calibration, int(cfg.seed))
     if OmegaConf.select(cfg, "explain.enabled", default=False):
-        preprocessing = {key: getattr(datamodule, key) for key in ("image_size", "preprocess", "normalize")}
         write_explanations(
             module,
             collected_predictions(module, temperature),
             threshold,
-            preprocessing,
+            datamodule.test_dataloader().dataset,
+            datamodule.normalize,
             output_dir / "explanations.png",
             int(cfg.explain.n_per_group),
             int(cfg.seed),

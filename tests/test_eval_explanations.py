@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from deepfake_lightning.data.dataset import ImageDataset
+from deepfake_lightning.data.transforms import build_eval_transform
 from deepfake_lightning.evaluation.explanations import explain_batch, sample_groups, write_explanations
 from deepfake_lightning.modules import DetectorModule
 from tests.conftest import make_folder_tree
@@ -49,11 +51,14 @@ def test_write_explanations_draws_the_grid(tmp_path: Path) -> None:
     paths = sorted(str(p) for p in root.rglob("*.jpg"))
     labels = np.array([int("/fake/" in p) for p in paths])
     predictions = {"path": paths, "label": labels, "p_fake": np.linspace(0.05, 0.95, len(paths))}
+    dataset = ImageDataset(
+        [(p, int(y)) for p, y in zip(paths, labels, strict=True)],
+        build_eval_transform(64, "resize", NORMALIZE),
+    )
     module = DetectorModule()
     module.net.train()
-    preprocessing = {"image_size": 64, "preprocess": "resize", "normalize": NORMALIZE}
     out = write_explanations(
-        module, predictions, 0.5, preprocessing, tmp_path / "explanations.png", n_per_group=1
+        module, predictions, 0.5, dataset, NORMALIZE, tmp_path / "explanations.png", n_per_group=1
     )
     assert out.stat().st_size > 0
     assert module.net.training  # the caller's train/eval mode is restored

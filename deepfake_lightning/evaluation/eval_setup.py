@@ -12,25 +12,21 @@ from deepfake_lightning.evaluation.calibrate_run import DEFAULT_RULE, calibrate,
 
 log = logging.getLogger(__name__)
 
-PREPROCESSING_KEYS = ("image_size", "preprocess", "normalize")
-
 
 def apply_checkpoint_preprocessing(cfg: DictConfig, module: Any) -> None:
-    """Set ``data.image_size/preprocess/normalize`` to what the checkpoint was trained with.
+    """Set ``data.<key>`` for every eval-preprocessing value stored in the checkpoint (size, crop, normalization...).
 
     A checkpoint scored at another resolution or normalisation gives silently wrong numbers, so unless
     ``use_checkpoint_preprocessing=false`` the checkpoint's own values win over the data config's.
     """
     stored = dict(module.hparams.get("preprocessing") or {})
-    if not OmegaConf.select(cfg, "use_checkpoint_preprocessing", default=True) or not stored:
+    if not OmegaConf.select(cfg, "use_checkpoint_preprocessing", default=True):
         return
     with open_dict(cfg):
-        for key in PREPROCESSING_KEYS:
-            if key in stored and OmegaConf.select(cfg, f"data.{key}") != stored[key]:
-                log.info(
-                    "data.%s=%s from the checkpoint (config had %s)", key, stored[key], cfg.data.get(key)
-                )
-                cfg.data[key] = stored[key]
+        for key, value in stored.items():
+            if key in cfg.data and OmegaConf.select(cfg, f"data.{key}") != value:
+                log.info("data.%s=%s from the checkpoint (config had %s)", key, value, cfg.data.get(key))
+                cfg.data[key] = value
 
 
 def resolve_device(name: str | None) -> torch.device:

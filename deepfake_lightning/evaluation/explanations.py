@@ -15,8 +15,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deepfake_lightning.data.images import load_rgb
-from deepfake_lightning.data.transforms import build_eval_transform
 from deepfake_lightning.evaluation.plots import plot_explanations
 
 GROUPS = (
@@ -79,27 +77,30 @@ def write_explanations(
     module: Any,
     predictions: Mapping[str, Any],
     threshold: float,
-    preprocessing: Mapping[str, Any],
+    dataset: Any,
+    normalize: Mapping[str, Any],
     output_path: str | Path,
     n_per_group: int = 2,
     seed: int = 0,
     device: Any = None,
 ) -> Path:
-    """``explanations.png`` for images sampled from ``predictions`` (``path``/``label``/``p_fake`` columns)."""
+    """``explanations.png`` for images sampled from ``predictions`` (``path``/``label``/``p_fake`` columns).
+
+    Images come from ``dataset`` (the evaluated ``ImageDataset``: same decoding and preprocessing as the
+    scores); ``normalize`` undoes the normalisation for display.
+    """
     net = module.net
     device = torch.device(device) if device is not None else next(net.parameters()).device
     was_training = net.training
     net.to(device)
-    transform = build_eval_transform(
-        preprocessing["image_size"], preprocessing["preprocess"], preprocessing["normalize"]
-    )
-    mean = np.asarray(preprocessing["normalize"]["mean"]).reshape(1, 1, 3)
-    std = np.asarray(preprocessing["normalize"]["std"]).reshape(1, 1, 3)
+    position = {path: k for k, (path, _) in enumerate(dataset.samples)}
+    mean = np.asarray(normalize["mean"]).reshape(1, 1, 3)
+    std = np.asarray(normalize["std"]).reshape(1, 1, 3)
     picked = sample_groups(predictions["label"], predictions["p_fake"], threshold, n_per_group, seed)
     order = [i for indices in picked.values() for i in indices]
     explained: dict[int, dict[str, Any]] = {}
     if order:  # one batch for every group: two passes through the network in all
-        images = torch.stack([transform(load_rgb(predictions["path"][i])) for i in order]).to(device)
+        images = torch.stack([dataset[position[predictions["path"][i]]]["image"] for i in order]).to(device)
         predicted = [int(predictions["p_fake"][i] >= threshold) for i in order]
         try:
             maps = explain_batch(net, images, predicted)

@@ -6,6 +6,7 @@ question is how much a deployed detector degrades, not how well it could be re-t
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -14,8 +15,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from deepfake_lightning.data.dataset import ImageDataset, collate_skipping
-from deepfake_lightning.data.transforms import build_eval_transform
+from deepfake_lightning.data.dataset import collate_skipping
 from deepfake_lightning.evaluation.calibration import apply_temperature
 from deepfake_lightning.evaluation.corruptions import CORRUPTIONS, CorruptedTransform
 from deepfake_lightning.evaluation.markdown import operating_point_note, robustness_markdown
@@ -46,17 +46,16 @@ def evaluate_robustness(
     n_bootstrap: int = 1000,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """One row per (corruption, severity) on the datamodule's test split, with its own eval preprocessing."""
-    datamodule.setup("test")
-    samples = datamodule.index["test"]
-    if not samples:
-        raise ValueError(f"data split 'test' of {datamodule.root} is empty")
-    transform = build_eval_transform(datamodule.image_size, datamodule.preprocess, datamodule.normalize)
+    """One row per (corruption, severity) on the datamodule's test split.
+
+    The corruption wraps the test dataset's own transform, so decoding and eval preprocessing are exactly
+    those of a plain test run; only the decoded image is altered first.
+    """
+    clean = datamodule.test_dataloader().dataset
     rows = []
     for name, severity in corruption_grid(corruptions):
-        dataset = ImageDataset(
-            samples, CorruptedTransform(name, severity, transform, seed), datamodule.on_bad_image
-        )
+        dataset = copy.copy(clean)
+        dataset.transform = CorruptedTransform(name, severity, clean.transform, seed)
         loader = DataLoader(
             dataset,
             batch_size=datamodule.batch_size,
