@@ -1,0 +1,80 @@
+"""Runtimes that map a normalized Bx3xHxW batch to raw logits (and the attention map): PyTorch or ONNX Runtime.
+
+Both return numpy so the calibration, thresholding and output code above them is one code path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+BACKENDS = ("auto", "torch", "onnx")
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("logits", "attention")
+
+
+class Backend(Protocol):
+    name: str
+    has_attention: bool
+
+    def __call__(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class TorchBackend:
+    """The plain `DeepfakeDetector` in eval mode; the attention map is read from `net.attention.last_map`."""
+
+    name = "torch"
+
+    def __init__(self, net: nn.Module, device: str = "cpu") -> None:
+        self.device = resolve_device(device)
+        self.net = net.eval().to(self.device)
+        attention = getattr(net, "attention", None)
+        self.has_attention = bool(attention is not None and getattr(attention, "enabled", False))
+
+    @torch.inference_mode()
+    def __call__(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        logits = self.net(batch.to(self.device, non_blocking=True)).float().reshape(-1)
+        attention = self.net.attention.last_map if self.has_attention else None
+        amap = attention.float().cpu().numpy() if attention is not None else None
+        return logits.cpu().numpy().astype(np.float64), amap
+
+
+class OnnxBackend:
+    """An exported `.onnx` through ONNX Runtime on the CPU (CUDA when the GPU build is installed and asked for)."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if resolve_device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as err:  # InvalidProtobuf, InvalidGraph, NoSuchFile...
+            from deepfake_lightning.inference.metadata import ModelFileError
+
+            raise ModelFileError(
+                f"{path}: ONNX Runtime cannot load it ({err.__class__.__name__}: {err})"
+            ) from None
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.has_attention = OUTPUT_NAMES[1] in self.outputs
+
+    def __call__(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        feed = {INPUT_NAME: np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)}
+        results = dict(zip(self.outputs, self.session.run(None, feed), strict=True))
+        logits = np.asarray(results[OUTPUT_NAMES[0]], dtype=np.float64).reshape(-1)
+        return logits, results.get(OUTPUT_NAMES[1])

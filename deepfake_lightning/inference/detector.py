@@ -1,0 +1,247 @@
+"""`Detector`: one model (a `.ckpt` or an exported `.onnx` bundle) -> calibrated p_fake and a label.
+
+    detector = Detector.load("logs/train/runs/X/checkpoints/best.ckpt")
+    [pred] = detector.predict("photo.jpg")          # pred.p_fake, pred.label ("fake" | "real")
+
+Preprocessing is rebuilt from the model's own record with `build_eval_transform`, never re-implemented; the
+temperature and threshold come from the run's calibration record when it has one.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepfake_lightning.data.images import MAX_PIXELS
+from deepfake_lightning.data.transforms import build_eval_transform
+from deepfake_lightning.evaluation.calibration import apply_temperature
+from deepfake_lightning.inference.backends import BACKENDS, Backend, OnnxBackend, TorchBackend
+from deepfake_lightning.inference.faces import FaceCropper
+from deepfake_lightning.inference.inputs import DEFAULT_MIN_SIZE, as_list, as_rgb_array, check_min_size
+from deepfake_lightning.inference.metadata import (
+    ModelFileError,
+    ModelInfo,
+    apply_calibration,
+    info_from_metadata,
+    info_from_module,
+    read_metadata,
+    resolve_calibration,
+)
+
+FAKE, REAL = "fake", "real"
+Inputs = torch.Tensor | Sequence[torch.Tensor]
+
+
+@dataclass
+class Prediction:
+    """One image's result; `face` is "found"/"not_found" with face_crop on, else None."""
+
+    p_fake: float
+    label: str
+    face: str | None = None
+    attention: np.ndarray | None = None
+
+    def to_dict(self, attention: bool = False) -> dict[str, Any]:
+        record: dict[str, Any] = {"p_fake": self.p_fake, "label": self.label}
+        if self.face is not None:
+            record["face"] = self.face
+        if attention and self.attention is not None:
+            record["attention"] = self.attention.tolist()
+        return record
+
+
+@dataclass
+class BatchScores:
+    p_fake: np.ndarray
+    attention: np.ndarray | None = None  # Bxhxw in [0, 1]
+
+
+class ImagePreparer:
+    """RGB array -> (one CHW tensor per distinct preprocessing, face status). Picklable for DataLoader workers.
+
+    Too-small policy: the shorter side of the *original* image must be >= `min_size`, else `ImageTooSmallError`.
+    """
+
+    def __init__(
+        self,
+        transforms: Sequence[Callable[[np.ndarray], torch.Tensor]],
+        min_size: int,
+        faces: FaceCropper | None,
+    ) -> None:
+        self.transforms = list(transforms)
+        self.min_size = min_size
+        self.faces = faces
+
+    def __call__(self, image: np.ndarray, name: str) -> tuple[tuple[torch.Tensor, ...], str | None]:
+        check_min_size(image, self.min_size, name)
+        face = None
+        if self.faces is not None:
+            image, face = self.faces(image)
+        return tuple(transform(image) for transform in self.transforms), face
+
+
+def label_of(p_fake: float, threshold: float) -> str:
+    return FAKE if p_fake >= threshold else REAL
+
+
+class BaseDetector:
+    """What `Detector` and `EnsembleDetector` share: `preparer`, `threshold`, `score()` and `predict()`."""
+
+    preparer: ImagePreparer
+    threshold: float
+    max_pixels: int = MAX_PIXELS
+
+    def score(self, inputs: Inputs, attention: bool = False) -> BatchScores:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def labels(self, p_fake: np.ndarray) -> list[str]:
+        return [label_of(float(p), self.threshold) for p in p_fake]
+
+    def prepare(self, image: Any, name: str) -> tuple[tuple[torch.Tensor, ...], str | None]:
+        return self.preparer(as_rgb_array(image, name, self.max_pixels), name)
+
+    def predict(self, images: Any, attention: bool = False, batch_size: int = 32) -> list[Prediction]:
+        """Paths, PIL images, arrays or bytes (one or a list) -> one `Prediction` each, in order.
+
+        Raises `BadImageError` (naming the input) on the first unreadable or too-small image; the batch CLI
+        records such errors per row instead.
+        """
+        items = as_list(images)
+        prepared = [
+            self.prepare(image, str(image) if isinstance(image, (str, Path)) else f"<input {i}>")
+            for i, image in enumerate(items)
+        ]
+        results: list[Prediction] = []
+        for start in range(0, len(prepared), batch_size):
+            chunk = prepared[start : start + batch_size]
+            inputs = [torch.stack(column) for column in zip(*(tensors for tensors, _ in chunk), strict=True)]
+            scores = self.score(inputs, attention=attention)
+            for j, (_, face) in enumerate(chunk):
+                p = float(scores.p_fake[j])
+                amap = scores.attention[j] if scores.attention is not None else None
+                results.append(Prediction(p, label_of(p, self.threshold), face, amap))
+        return results
+
+
+def _first(inputs: Inputs) -> torch.Tensor:
+    return inputs if isinstance(inputs, torch.Tensor) else inputs[0]
+
+
+class Detector(BaseDetector):
+    """A single model behind a `Backend`; p_fake = sigmoid(logit / temperature)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        info: ModelInfo,
+        face_crop: bool = False,
+        min_size: int = DEFAULT_MIN_SIZE,
+        max_pixels: int = MAX_PIXELS,
+    ) -> None:
+        self.backend = backend
+        self.info = info
+        self.threshold = info.threshold
+        self.max_pixels = max_pixels
+        self.face_crop = face_crop
+        self.transform = build_eval_transform(**info.preprocessing)
+        self.preparer = ImagePreparer([self.transform], min_size, FaceCropper() if face_crop else None)
+
+    @property
+    def temperature(self) -> float:
+        return self.info.temperature
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        backend: str = "auto",
+        calibration: str | Path | None = "auto",
+        threshold: float | None = None,
+        device: str = "cpu",
+        **options: Any,
+    ) -> Detector:
+        """`.ckpt` -> torch (or ONNX Runtime via an in-memory export); `.onnx` + `.onnx.json` -> ONNX Runtime."""
+        path = Path(path)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r}: allowed {BACKENDS}")
+        if path.suffix == ".onnx":
+            if backend == "torch":
+                raise ModelFileError(f"{path}: an ONNX model runs with backend=onnx (or auto), not torch")
+            info = info_from_metadata(read_metadata(path), path)
+            if calibration != "auto":  # the export already carries the run's calibration
+                info = _recalibrate(info, resolve_calibration(path, calibration))
+            runtime: Backend = OnnxBackend(path, device)
+        elif path.suffix in (".pt", ".torchscript"):
+            raise ModelFileError(
+                f"{path}: TorchScript exports are for deployment elsewhere; load the .ckpt or an exported .onnx"
+            )
+        else:
+            from deepfake_lightning.checkpoints import load_detector_module
+
+            module = load_detector_module(path)
+            info = info_from_module(module, path, calibration)
+            runtime = (
+                _onnx_from_module(module, device) if backend == "onnx" else TorchBackend(module.net, device)
+            )
+        if threshold is not None:
+            info.threshold = float(threshold)
+        return cls(runtime, info, **options)
+
+    def score(self, inputs: Inputs, attention: bool = False) -> BatchScores:
+        logits, amap = self.backend(_first(inputs))
+        p_fake = np.asarray(apply_temperature(logits, self.info.temperature), dtype=np.float64)
+        maps = amap[:, 0] if (attention and amap is not None) else None
+        return BatchScores(p_fake, maps)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "single",
+            "backend": self.backend.name,
+            "face_crop": self.face_crop,
+            "min_size": self.preparer.min_size,
+            **self.info.to_dict(),
+        }
+
+
+def _recalibrate(info: ModelInfo, path: Path | None) -> ModelInfo:
+    """An explicit calibration file replaces the exported one; none restores T=1 and the checkpoint threshold."""
+    if path is not None:
+        return apply_calibration(info, path)
+    info.temperature = 1.0
+    info.threshold = float(info.extra.get("checkpoint_threshold", info.threshold))
+    info.threshold_rule = info.calibration_source = None
+    return info
+
+
+def _onnx_from_module(module: Any, device: str) -> OnnxBackend:
+    """backend=onnx on a checkpoint: export to a temporary file, load it into ONNX Runtime, delete the file."""
+    from deepfake_lightning.inference.export_model import export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(
+            module.net, Path(tmp) / "model.onnx", int(module.hparams["preprocessing"]["image_size"])
+        )
+        return OnnxBackend(path, device)
+
+
+def load_detector(models: str | Path | Sequence[str | Path], **options: Any) -> BaseDetector:
+    """One model -> `Detector`; several -> `EnsembleDetector` (mean of calibrated probabilities)."""
+    if isinstance(models, (str, Path)):
+        return Detector.load(models, **options)
+    models = list(models)
+    if not models:
+        raise ValueError("no model given: set ckpt_path or ensemble")
+    if len(models) == 1:
+        return Detector.load(models[0], **options)
+    from deepfake_lightning.inference.ensemble import EnsembleDetector
+
+    return EnsembleDetector.load(models, **options)

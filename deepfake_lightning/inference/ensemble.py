@@ -1,0 +1,102 @@
+"""`EnsembleDetector`: the mean of its members' *calibrated* probabilities, behind the `Detector` interface.
+
+Averaging calibrated probabilities (not raw logits) keeps an over-confident member from dominating. Members
+may differ in image size or normalization: each distinct preprocessing runs once per image, and each member
+reads its own. The decision threshold is the mean of the members' thresholds unless one is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepfake_lightning.data.images import MAX_PIXELS
+from deepfake_lightning.evaluation.metrics import compute_metrics
+from deepfake_lightning.inference.detector import BaseDetector, BatchScores, Detector, ImagePreparer, Inputs
+from deepfake_lightning.inference.faces import FaceCropper
+from deepfake_lightning.inference.inputs import DEFAULT_MIN_SIZE
+
+
+class EnsembleDetector(BaseDetector):
+    def __init__(
+        self,
+        members: Sequence[Detector],
+        threshold: float | None = None,
+        face_crop: bool = False,
+        min_size: int = DEFAULT_MIN_SIZE,
+        max_pixels: int = MAX_PIXELS,
+    ) -> None:
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 models, got {len(members)}")
+        self.members = list(members)
+        self.threshold = (
+            float(threshold) if threshold is not None else float(np.mean([m.threshold for m in members]))
+        )
+        self.max_pixels = max_pixels
+        self.face_crop = face_crop
+        keys: list[str] = []
+        transforms = []
+        self.input_of: list[int] = []  # member i reads prepared tensor input_of[i]
+        for member in self.members:
+            key = repr(sorted(member.info.preprocessing.items()))
+            if key not in keys:
+                keys.append(key)
+                transforms.append(member.transform)
+            self.input_of.append(keys.index(key))
+        self.preparer = ImagePreparer(transforms, min_size, FaceCropper() if face_crop else None)
+
+    @classmethod
+    def load(
+        cls,
+        paths: Sequence[str | Path],
+        threshold: float | None = None,
+        face_crop: bool = False,
+        min_size: int = DEFAULT_MIN_SIZE,
+        max_pixels: int = MAX_PIXELS,
+        **member_options: Any,
+    ) -> EnsembleDetector:
+        members = [Detector.load(path, **member_options) for path in paths]
+        return cls(
+            members, threshold=threshold, face_crop=face_crop, min_size=min_size, max_pixels=max_pixels
+        )
+
+    def score(self, inputs: Inputs, attention: bool = False) -> BatchScores:
+        if isinstance(inputs, torch.Tensor):
+            inputs = [inputs]
+        scores = [
+            m.score([inputs[i]], attention=attention)
+            for m, i in zip(self.members, self.input_of, strict=True)
+        ]
+        p_fake = np.mean([s.p_fake for s in scores], axis=0)
+        maps = [s.attention for s in scores]
+        same_shape = all(m is not None for m in maps) and len({m.shape for m in maps}) == 1
+        return BatchScores(p_fake, np.mean(maps, axis=0) if attention and same_shape else None)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "ensemble",
+            "combine": "mean of calibrated p_fake",
+            "threshold": self.threshold,
+            "face_crop": self.face_crop,
+            "min_size": self.preparer.min_size,
+            "members": [member.describe() for member in self.members],
+        }
+
+
+def evaluate_ensemble(
+    detector: BaseDetector, samples: Sequence[tuple[str, int]], batch_size: int = 32, n_bootstrap: int = 1000
+) -> dict[str, Any]:
+    """Metrics of any detector (an ensemble included) on labelled `(path, label)` samples, label 1 = fake.
+
+    For eval-side ensembles: `evaluate_ensemble(load_detector([a, b]), index_folder(root, use_all_for_test=True)
+    ["test"])` gives the same metric record as `compute_metrics` at the ensemble's threshold.
+    """
+    paths = [path for path, _ in samples]
+    predictions = detector.predict(paths, batch_size=batch_size)
+    p_fake = [p.p_fake for p in predictions]
+    labels = [label for _, label in samples]
+    return compute_metrics(p_fake, labels, threshold=detector.threshold, n_bootstrap=n_bootstrap)

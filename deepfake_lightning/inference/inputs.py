@@ -1,0 +1,144 @@
+"""Turn whatever a caller hands the detector (paths, PIL images, arrays, uploaded bytes) into HxWx3 uint8 RGB.
+
+File paths go through `data.images.load_rgb` and PIL images through `to_rgb`, exactly as in training, so a
+16-bit PNG, a CMYK JPEG or a rotated phone photo are scored the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from deepfake_lightning.data.images import MAX_PIXELS, BadImageError, is_image_file, load_rgb, to_rgb
+
+DEFAULT_MIN_SIZE = 64
+"""Too-small policy: images whose shorter side is below this many pixels are refused, never upscaled."""
+
+ImageInput = str | Path | Image.Image | np.ndarray | bytes
+
+
+class ImageTooLargeError(BadImageError):
+    """More pixels than the configured limit (decompression-bomb guard); the service answers 413."""
+
+
+class ImageTooSmallError(BadImageError):
+    """Shorter side below `min_size`; a score on a 20-px thumbnail is noise, so it is refused."""
+
+
+class InputNotFoundError(FileNotFoundError):
+    """`input=` names no file, folder or glob match."""
+
+
+def check_min_size(image: np.ndarray, min_size: int, name: str) -> None:
+    height, width = image.shape[:2]
+    if min(height, width) < min_size:
+        raise ImageTooSmallError(
+            f"{name}: image is {width}x{height} px; the shorter side must be at least min_size={min_size} px"
+        )
+
+
+def decode_image_bytes(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an in-memory image (an upload); size is checked from the header before any pixel is decoded."""
+    if not data:
+        raise BadImageError(f"{name}: empty file")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise ImageTooLargeError(f"{name}: {err}") from None
+    except UnidentifiedImageError:
+        raise BadImageError(f"{name}: not an image in a format PIL can read ({len(data)} bytes)") from None
+    except Exception as err:  # SyntaxError, ValueError... from a damaged header
+        raise BadImageError(f"{name}: not a readable image ({err.__class__.__name__}: {err})") from None
+    with image:
+        if image.width * image.height > max_pixels:
+            raise ImageTooLargeError(
+                f"{name}: {image.width}x{image.height} pixels exceeds the limit of {max_pixels} pixels"
+            )
+        try:
+            image.load()
+            return np.asarray(to_rgb(image), dtype=np.uint8)
+        except Exception as err:  # truncated data, broken chunks, DecompressionBombError on frames
+            raise BadImageError(f"{name}: cannot decode image ({err.__class__.__name__}: {err})") from None
+
+
+def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
+    """HxW grey, HxWx1, HxWx3 or HxWx4 arrays of uint8/uint16/float; routed through PIL so rules match files."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise BadImageError(f"{name}: array of shape {array.shape}; expected HxW, HxWx3 or HxWx4")
+    if array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3:
+        return np.ascontiguousarray(array)
+    if array.dtype == np.uint16 and array.ndim == 2:
+        return np.asarray(to_rgb(Image.fromarray(array)), dtype=np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)):
+            raise BadImageError(f"{name}: float array contains NaN or inf")
+        scale = 255.0 if array.max(initial=0) <= 1.0 else 1.0  # [0, 1] floats or [0, 255] floats
+        array = np.clip(array * scale + 0.5, 0, 255).astype(np.uint8)
+    if array.dtype != np.uint8:
+        raise BadImageError(f"{name}: array dtype {array.dtype}; expected uint8, uint16 (grey) or float")
+    return np.asarray(to_rgb(Image.fromarray(array)), dtype=np.uint8)
+
+
+def as_rgb_array(image: ImageInput, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Any supported input -> HxWx3 uint8; errors are `BadImageError`s naming the input."""
+    if isinstance(image, (str, Path)):
+        return load_rgb(image, max_pixels=max_pixels)
+    if isinstance(image, bytes):
+        return decode_image_bytes(image, name or "<bytes>", max_pixels)
+    if isinstance(image, Image.Image):
+        if image.width * image.height > max_pixels:
+            raise ImageTooLargeError(
+                f"{name or '<PIL image>'}: {image.width}x{image.height} pixels exceeds {max_pixels}"
+            )
+        return np.asarray(to_rgb(image), dtype=np.uint8)
+    if isinstance(image, np.ndarray):
+        return _array_to_rgb(image, name or "<array>")
+    raise BadImageError(f"{name or '<input>'}: unsupported input type {type(image).__name__}")
+
+
+def _walk(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(Path(dirpath) / name for name in sorted(filenames) if is_image_file(name))
+    return found
+
+
+def expand_inputs(spec: str | Path | Sequence[str | Path]) -> list[Path]:
+    """PATH (any file, even with an odd extension), DIR (image files, recursively) or GLOB -> sorted paths.
+
+    A single file is taken whatever its name, so its decode error lands in its row; folders and globs keep
+    only image extensions so a stray README is not reported as a broken image.
+    """
+    if not isinstance(spec, (str, Path)):
+        return [path for item in spec for path in expand_inputs(item)]
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return _walk(path)
+    matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+    files = [p for p in matches if p.is_file() and is_image_file(p.name)]
+    for folder in (p for p in matches if p.is_dir()):
+        files.extend(_walk(folder))
+    if not matches:
+        raise InputNotFoundError(f"input={str(spec)!r}: no such file or folder, and no glob match")
+    return files
+
+
+def as_list(images: Any) -> list[Any]:
+    """One input or a sequence of inputs -> list (a 3-D array is one image, a 4-D array a batch)."""
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        return list(images)  # NxHxWxC batch
+    if isinstance(images, (str, Path, bytes, Image.Image, np.ndarray)):
+        return [images]
+    return list(images)

@@ -1,0 +1,126 @@
+"""Score a stream of frames in bounded batches and summarise the video: mean and top-k mean of p_fake.
+
+The mean is the DeepfakeBench video score (average of frame probabilities); the top-k mean catches a fake
+that fills only a few seconds of a long clip. Memory stays bounded for endless streams: one batch of frames,
+a k-element heap, and a timeline that halves its resolution whenever it fills up.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deepfake_lightning.inference.detector import BaseDetector, label_of
+from deepfake_lightning.inference.video_source import Frame, batched
+
+FRAME_COLUMNS = ("frame", "time_s", "p_fake", "label", "face", "error")
+TIMELINE_POINTS = 4096
+
+
+@dataclass
+class VideoSummary:
+    """Running aggregate of frame scores in O(top_k + TIMELINE_POINTS) memory."""
+
+    top_k: int = 5
+    count: int = 0
+    total: float = 0.0
+    errors: int = 0
+    faces_found: int = 0
+    top: list[float] = field(default_factory=list)
+    timeline: list[tuple[float, float]] = field(default_factory=list)
+    _stride: int = 1
+
+    def add(self, time_s: float, p_fake: float, face: str | None) -> None:
+        if self.count % self._stride == 0:
+            self.timeline.append((time_s, p_fake))
+            if len(self.timeline) >= TIMELINE_POINTS:
+                self.timeline = self.timeline[::2]
+                self._stride *= 2
+        self.count += 1
+        self.total += p_fake
+        self.faces_found += face == "found"
+        heapq.heappush(self.top, p_fake)
+        if len(self.top) > self.top_k:
+            heapq.heappop(self.top)
+
+    def result(self, threshold: float) -> dict[str, Any]:
+        if self.count == 0:
+            return {"frames_scored": 0, "frames_failed": self.errors, "p_fake_mean": None, "label": None}
+        mean = self.total / self.count
+        top_mean = sum(self.top) / len(self.top)
+        return {
+            "frames_scored": self.count,
+            "frames_failed": self.errors,
+            "p_fake_mean": mean,
+            f"p_fake_top{self.top_k}_mean": top_mean,
+            "p_fake_max": max(self.top),
+            "threshold": threshold,
+            "label": label_of(mean, threshold),
+            "label_top_k": label_of(top_mean, threshold),
+            "faces_found": self.faces_found,
+        }
+
+
+def predict_frames(
+    detector: BaseDetector,
+    frames: Iterable[Frame],
+    batch_size: int = 16,
+    top_k: int = 5,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> VideoSummary:
+    """Score frames batch by batch; each frame's row goes to `on_row` (a file writer) and is not kept."""
+    summary = VideoSummary(top_k=top_k)
+    for batch in batched(frames, batch_size):
+        prepared, rows = [], []
+        for frame in batch:
+            row: dict[str, Any] = {"frame": frame.index, "time_s": round(frame.time_s, 4)}
+            try:
+                prepared.append(detector.preparer(frame.image, f"frame {frame.index}"))
+            except ValueError as err:  # too small, odd shape: recorded per frame
+                row.update(p_fake=None, label=None, error=str(err))
+                summary.errors += 1
+            rows.append(row)
+        good = [row for row in rows if "error" not in row]
+        if prepared:
+            inputs = [torch.stack(column) for column in zip(*(t for t, _ in prepared), strict=True)]
+            scores = detector.score(inputs)
+            for row, p_fake, (_, face) in zip(good, scores.p_fake, prepared, strict=True):
+                row.update(
+                    p_fake=float(p_fake),
+                    label=label_of(float(p_fake), detector.threshold),
+                    face=face,
+                    error="",
+                )
+                summary.add(row["time_s"], float(p_fake), face)
+        if on_row is not None:
+            for row in rows:
+                on_row(row)
+    return summary
+
+
+def plot_timeline(summary: VideoSummary, threshold: float, path: str | Path, title: str = "") -> Path:
+    """p_fake over time with the decision threshold: where in the clip the model sees a fake."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    if summary.timeline:
+        times, scores = zip(*summary.timeline, strict=True)
+        ax.plot(times, scores, marker="o", markersize=2.5, linewidth=1.0, label="frame p_fake")
+        ax.axhline(summary.total / summary.count, color="tab:green", linestyle=":", label="video mean")
+    ax.axhline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:.3g}")
+    ax.set(xlabel="time (s)", ylabel="p_fake", ylim=(-0.02, 1.02), title=title or "Per-frame p_fake")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

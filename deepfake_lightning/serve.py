@@ -1,0 +1,66 @@
+"""`python -m deepfake_lightning.serve ckpt_path=MODEL [host=127.0.0.1] [port=8000]`: the HTTP service."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
+from deepfake_lightning.inference.service import create_app
+from deepfake_lightning.inference.settings import ServiceSettings
+from deepfake_lightning.utils.config_validation import ConfigError
+from deepfake_lightning.utils.task import run_task
+
+log = logging.getLogger(__name__)
+
+
+def settings_from_config(cfg: DictConfig) -> ServiceSettings:
+    values = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(values, dict)
+    if values.get("api_key") == "":
+        values["api_key"] = None
+    try:
+        return ServiceSettings.from_mapping({str(k): v for k, v in values.items()})
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serve(cfg: DictConfig) -> dict[str, Any]:
+    import uvicorn
+
+    validate_detector_config(cfg)
+    if not isinstance(cfg.port, int) or not 0 <= cfg.port <= 65535:
+        raise ConfigError(f"port={cfg.port!r}: expected an integer in 0..65535")
+    settings = settings_from_config(cfg)
+    if not _is_loopback(str(cfg.host)) and settings.api_key is None:
+        log.warning("listening on %s without an API key: anyone who can reach it can use it", cfg.host)
+    detector = detector_from_config(cfg)
+    app = create_app(detector, settings)
+    log.info(
+        "serving %s on http://%s:%s (docs at /docs)",
+        detector.describe().get("source", "ensemble"),
+        cfg.host,
+        cfg.port,
+    )
+    uvicorn.run(app, host=str(cfg.host), port=int(cfg.port), log_level=str(cfg.log_level))
+    return {"status": "ok"}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    run_task(serve, cfg)
+
+
+if __name__ == "__main__":
+    main()
