@@ -38,12 +38,14 @@ def test_maps_cover_the_image_and_stay_in_unit_range(attention: bool) -> None:
     assert maps["gradcam"].min() >= 0.0 and maps["gradcam"].max() <= 1.0
     assert maps["gradcam"].max() > 0.0  # gradients reached the map although the backbone is frozen
     if attention:
+        low, high = maps["attention_range"][0]
+        assert 0.0 <= low <= high <= 1.0  # raw sigmoid gate values, kept for the panel title
         assert (
             maps["attention"].shape == (3, 64, 64)
             and 0.0 <= maps["attention"].min() <= maps["attention"].max() <= 1.0
         )
     else:
-        assert maps["attention"] is None
+        assert maps["attention"] is None and maps["attention_range"] is None
 
 
 def test_write_explanations_draws_the_grid(tmp_path: Path) -> None:

@@ -52,7 +52,11 @@ def _normalise(maps: np.ndarray) -> np.ndarray:
 def explain_batch(
     net: torch.nn.Module, images: torch.Tensor, predicted: Sequence[int]
 ) -> dict[str, np.ndarray | None]:
-    """Attention gate (upsampled, None when attention is off) and Grad-CAM maps, both (B, H, W) in [0, 1]."""
+    """Attention gate (upsampled, None when attention is off) and Grad-CAM maps, both (B, H, W) in [0, 1].
+
+    ``attention_range`` keeps each gate's raw (min, max) before scaling: a flat gate would otherwise look
+    like "attends nowhere".
+    """
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
@@ -61,8 +65,10 @@ def explain_batch(
     with torch.no_grad():
         net(images)
     gate = getattr(net.attention, "last_map", None) if getattr(net.attention, "enabled", False) else None
-    attention = None
+    attention = attention_range = None
     if gate is not None:
+        flat = gate.float().flatten(1)
+        attention_range = list(zip(flat.min(1).values.tolist(), flat.max(1).values.tolist(), strict=True))
         attention = _normalise(
             F.interpolate(gate.float(), size=(height, width), mode="bilinear").squeeze(1).cpu().numpy()
         )
@@ -70,7 +76,14 @@ def explain_batch(
     # an input that requires grad keeps Grad-CAM working when the whole backbone is frozen
     with GradCAM(model=net, target_layers=[net.attention]) as cam:
         gradcam = cam(input_tensor=images.detach().clone().requires_grad_(True), targets=targets)
-    return {"attention": attention, "gradcam": np.clip(gradcam, 0.0, 1.0)}
+    return {"attention": attention, "attention_range": attention_range, "gradcam": np.clip(gradcam, 0.0, 1.0)}
+
+
+def _range_title(ranges: list[tuple[float, float]] | None, k: int) -> str:
+    if ranges is None:
+        return "attention (off)"
+    low, high = ranges[k]
+    return f"attention gate {low:.2f}-{high:.2f}"
 
 
 def write_explanations(
@@ -111,6 +124,7 @@ def write_explanations(
                 "image": np.clip(images[k].permute(1, 2, 0).cpu().numpy() * std + mean, 0.0, 1.0),
                 "attention": None if maps["attention"] is None else maps["attention"][k],
                 "gradcam": maps["gradcam"][k],
+                "attention_title": _range_title(maps["attention_range"], k),
                 "caption": f"{Path(predictions['path'][i]).name[:18]}\np_fake={predictions['p_fake'][i]:.3f}",
             }
     rows = [

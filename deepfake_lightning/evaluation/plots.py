@@ -299,7 +299,8 @@ def plot_robustness(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path
 def plot_explanations(groups: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], path: str | Path) -> Path:
     """One row per group; each sample is three panels: image, attention overlay, Grad-CAM overlay.
 
-    A sample is ``{"image": HxWx3 in [0, 1], "attention": HxW in [0, 1] or None, "gradcam": HxW, "caption"}``.
+    A sample is ``{"image": HxWx3 in [0, 1], "attention": HxW in [0, 1] or None, "gradcam": HxW, "caption"}``;
+    an optional ``"<map>_title"`` replaces the panel's default title.
     """
     per_row = max([len(samples) for _, samples in groups] + [1])
     fig = _new_figure(2.0 * 3 * per_row, 2.3 * max(1, len(groups)))
@@ -323,7 +324,9 @@ def plot_explanations(groups: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
                     ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
                 elif key != "image":
                     ax.text(0.5, 0.5, "n/a", ha="center", va="center", color="white", transform=ax.transAxes)
-                ax.set_title(sample["caption"] if key == "image" else name, fontsize=7)
+                ax.set_title(
+                    sample["caption"] if key == "image" else sample.get(f"{key}_title", name), fontsize=7
+                )
                 if s == 0 and c == 0:
                     ax.set_ylabel(title, fontsize=8)
     return _save(fig, path)
