@@ -60,7 +60,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         sets = evaluate_extra_sets(
             module, cfg.data, extra_sets, output_dir, temperature, threshold, device, n_bootstrap
         )
-        write_cross_dataset({_data_name(cfg): results, **sets}, output_dir, calibration)
+        primary = _data_name(cfg)
+        primary = f"{primary} (primary)" if primary in sets else primary
+        write_cross_dataset({primary: results, **sets}, output_dir, calibration)
     if OmegaConf.select(cfg, "robustness.enabled", default=False):
         rows = evaluate_robustness(
             module, datamodule, cfg.corruptions, temperature, threshold, device, n_bootstrap, int(cfg.seed)

@@ -129,6 +129,7 @@ def test_train_fits_on_validation_and_applies_to_test(eer_run: tuple[Path, Path,
     assert CALIBRATION_KEYS <= set(record)
     assert record["fitted_on"] == "valid" and record["threshold_rule"] == "eer"
     assert record["n"] == 4  # the validation split (2 real + 2 fake), not the test split
+    assert Path(record["checkpoint"]).name == "best.ckpt"  # the checkpoint chosen on validation, not the last
     assert (run / "reliability.png").is_file()
     results = json.loads((run / "test_results.json").read_text())
     assert results["threshold"] == pytest.approx(record["threshold"])

@@ -59,11 +59,14 @@ def calibrate(
     output_dir: str | Path,
     rule: str | float = DEFAULT_RULE,
     device: Any = None,
+    checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
     """Predict the validation loader, fit, write ``calibration.json`` and ``reliability.png``; return the record."""
     output_dir = Path(output_dir)
     preds = predict_logits(module, val_loader, device)
     record = fit_calibration(preds["logit"], preds["label"], rule)
+    if checkpoint is not None:
+        record["checkpoint"] = str(checkpoint)
     save_calibration(output_dir / CALIBRATION_FILE, record["temperature"], record)
     plot_reliability(
         apply_temperature(preds["logit"], 1.0),
@@ -101,6 +104,9 @@ def find_calibration(
         )
         return uncalibrated(default_threshold)
     record = {**uncalibrated(default_threshold), **load_calibration(candidate)}
+    fitted_for = record.get("checkpoint")
+    if fitted_for and Path(fitted_for).name != Path(ckpt_path).name:
+        log.warning("%s was fitted for %s but is applied to %s", candidate, Path(fitted_for).name, ckpt_path)
     record["source"] = str(candidate)
     return record
 
@@ -115,4 +121,5 @@ def calibrate_checkpoint(
     """Calibrate the weights of ``ckpt_path`` (the best checkpoint, not the last epoch's) on validation."""
     from deepfake_lightning.checkpoints import load_detector_module  # checkpoints -> modules -> heavy imports
 
-    return calibrate(load_detector_module(ckpt_path), datamodule.val_dataloader(), output_dir, rule, device)
+    module = load_detector_module(ckpt_path)
+    return calibrate(module, datamodule.val_dataloader(), output_dir, rule, device, checkpoint=ckpt_path)
