@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -111,24 +112,16 @@ def test_fast_dev_run_every_experiment(compose_cfg, tmp_path: Path, experiment: 
     assert json.loads((Path(cfg.paths.output_dir) / "test_results.json").read_text())["n"] > 0
 
 
-def test_unreadable_training_image_is_skipped_counted_and_logged(compose_cfg, tmp_path: Path, caplog) -> None:  # noqa: ANN001
-    root = make_folder_tree(tmp_path / "faces", per_class=6)
-    (root / "fake" / "fake_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    cfg = compose_cfg(
-        "train",
-        [
-            "data=folder",
-            f"data.root={root}",
-            "data.split_ratios=[1.0,0.0,0.0]",
-            "train=true",
-            "test=false",
-            "+trainer.limit_val_batches=0",
-        ],
-    )
+def test_unreadable_training_image_is_skipped_counted_and_logged(
+    compose_cfg, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "faces"
+    for split in ("train", "valid", "test"):
+        make_folder_tree(root / split, per_class=4)
+    (root / "train" / "fake" / "fake_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    cfg = compose_cfg("train", ["data=folder", f"data.root={root}", "test=false"])
     with open_dict(cfg):
         cfg.trainer.limit_train_batches = 10
-    import logging
-
     with caplog.at_level(logging.WARNING):
         train(cfg)
     report = json.loads((Path(cfg.paths.output_dir) / "skipped_images.json").read_text())
