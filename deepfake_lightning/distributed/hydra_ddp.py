@@ -5,10 +5,17 @@ Inside a multirun that is wrong twice: the argv still holds ``-m`` and the sweep
 whole sweep again) and ``hydra.run.dir`` is not where the job writes. Here a child gets the job's own overrides
 (``hydra.overrides.task``: the sweep values already chosen), ``hydra.mode=RUN`` and the job's output dir, so
 every job has one dir and one set of files whether it is a run, a multirun job or an Optuna trial.
+
+In a multirun the jobs share one Python process, so when a job ends (``end_ddp_job``, called by the Hydra
+callback ``DDPJobEndCallback``) its children are awaited, its process group closed and the launcher's
+``MASTER_PORT``/``LOCAL_RANK``/... variables removed: otherwise the next job would reuse a group whose peers
+have exited, and would take the leftover ``LOCAL_RANK`` as a sign that its ranks were started externally.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +24,9 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers import subprocess_script
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
+# set in os.environ by Lightning's launcher when it starts the children
+LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+_launched: list[_SubprocessScriptLauncher] = []
 # command-line flags of a Hydra app that take a value and must reach the children unchanged
 _VALUE_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")
 
@@ -65,6 +75,8 @@ def hydra_job_command(local_rank: int) -> tuple[list[str], str]:
 
 class _HydraJobLauncher(_SubprocessScriptLauncher):
     def _call_children_scripts(self) -> None:
+        self.saved_env = {key: os.environ.get(key) for key in LAUNCH_ENV}
+        _launched.append(self)
         original = subprocess_script._hydra_subprocess_cmd
         subprocess_script._hydra_subprocess_cmd = hydra_job_command
         try:
@@ -84,3 +96,25 @@ class HydraDDPStrategy(DDPStrategy):
         super()._configure_launcher()
         if isinstance(self._launcher, _SubprocessScriptLauncher):
             self._launcher = _HydraJobLauncher(self.cluster_environment, self.num_processes, self.num_nodes)
+
+
+def end_ddp_job(timeout_s: float = 300.0) -> None:
+    """Undo what launching this job's ranks left in the process; a no-op when we launched none."""
+    import torch.distributed as dist
+
+    if not _launched:
+        return
+    while _launched:
+        launcher = _launched.pop()
+        for proc in launcher.procs:
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for key, value in launcher.saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
