@@ -239,3 +239,17 @@ def test_bytes_of_a_png_decode_like_the_file(detector: Detector, tmp_path: Path)
     path = tmp_path / "same.png"
     path.write_bytes(buffer.getvalue())
     assert detector.predict(buffer.getvalue())[0].p_fake == pytest.approx(detector.predict(path)[0].p_fake)
+
+
+def test_optimized_torch_graph_matches_the_training_graph(tiny_ckpt: Path) -> None:
+    from deepfake_lightning.checkpoints import load_detector_module
+    from deepfake_lightning.inference.backends import TorchBackend
+
+    net = load_detector_module(tiny_ckpt).net
+    batch = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    plain_logits, plain_map = TorchBackend(net, optimize=False)(batch)
+    fast = TorchBackend(net, optimize=True)
+    fast_logits, fast_map = fast(batch)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.net.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # the original is left alone
+    assert np.allclose(fast_logits, plain_logits, atol=1e-5) and np.allclose(fast_map, plain_map, atol=1e-5)
