@@ -1,6 +1,6 @@
 """Shared fixtures of the inference tests: ONE tiny trained checkpoint per test process, and its ONNX export.
 
-Import the fixtures into a test module with `from tests.fixtures_inference import tiny_ckpt, tiny_onnx`.
+A test module gets them with `pytest_plugins = ("tests.fixtures_inference",)`; helpers are imported directly.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
-    """RUN/checkpoints/best.ckpt of a 1-epoch, 2-batch, 32-px training run (no calibration.json)."""
+    """RUN/checkpoints/best.ckpt of a 1-epoch, 2-batch, 32-px training run (with whatever calibration.json
+    training writes beside it; tests that need none use `calibrated_ckpt(None)`)."""
     from deepfake_lightning.train import train
 
     run = tmp_path_factory.mktemp("tiny_run") / "run"

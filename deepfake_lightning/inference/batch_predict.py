@@ -11,11 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
-from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, label_of
+from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, label_of, stack_inputs
 
 COLUMNS = ("path", "p_fake", "label", "error")
 FACE_COLUMN = "face"
@@ -46,7 +45,7 @@ class FileDataset(Dataset):
 def collate_prepared(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Keep every item (in order) and stack the readable ones, one tensor per distinct preprocessing."""
     good = [item["inputs"] for item in items if "error" not in item]
-    inputs = [torch.stack(column) for column in zip(*good, strict=True)] if good else None
+    inputs = stack_inputs(good) if good else None
     return {"items": items, "inputs": inputs}
 
 

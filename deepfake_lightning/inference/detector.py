@@ -86,6 +86,11 @@ class ImagePreparer:
         return tuple(transform(image) for transform in self.transforms), face
 
 
+def stack_inputs(prepared: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tensor]:
+    """Per-image tuples of CHW tensors (one per preprocessing) -> one BxCxHxW batch per preprocessing."""
+    return [torch.stack(column) for column in zip(*prepared, strict=True)]
+
+
 def label_of(p_fake: float, threshold: float) -> str:
     return FAKE if p_fake >= threshold else REAL
 
@@ -116,15 +121,13 @@ class BaseDetector:
         records such errors per row instead.
         """
         items = as_list(images)
-        prepared = [
-            self.prepare(image, str(image) if isinstance(image, (str, Path)) else f"<input {i}>")
-            for i, image in enumerate(items)
-        ]
         results: list[Prediction] = []
-        for start in range(0, len(prepared), batch_size):
-            chunk = prepared[start : start + batch_size]
-            inputs = [torch.stack(column) for column in zip(*(tensors for tensors, _ in chunk), strict=True)]
-            scores = self.score(inputs, attention=attention)
+        for start in range(0, len(items), batch_size):  # prepared tensors of one batch at a time
+            chunk = [
+                self.prepare(image, str(image) if isinstance(image, (str, Path)) else f"<input {start + i}>")
+                for i, image in enumerate(items[start : start + batch_size])
+            ]
+            scores = self.score(stack_inputs([tensors for tensors, _ in chunk]), attention=attention)
             for j, (_, face) in enumerate(chunk):
                 p = float(scores.p_fake[j])
                 amap = scores.attention[j] if scores.attention is not None else None

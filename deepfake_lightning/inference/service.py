@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from deepfake_lightning.data.images import BadImageError
-from deepfake_lightning.inference.detector import BaseDetector, label_of
+from deepfake_lightning.inference.detector import BaseDetector, label_of, stack_inputs
 from deepfake_lightning.inference.inputs import ImageTooLargeError, decode_image_bytes
 from deepfake_lightning.inference.metadata import package_version
 from deepfake_lightning.inference.settings import ServiceSettings
@@ -88,7 +88,7 @@ class _Scorer:
     def score(
         self, prepared: list[tuple[tuple[torch.Tensor, ...], str | None]], attention: bool = False
     ) -> Any:
-        inputs = [torch.stack(column) for column in zip(*(t for t, _ in prepared), strict=True)]
+        inputs = stack_inputs([tensors for tensors, _ in prepared])
         with self.lock:
             return self.detector.score(inputs, attention=attention)
 

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from deepfake_lightning.inference.detector import BaseDetector, label_of
+from deepfake_lightning.inference.detector import BaseDetector, label_of, stack_inputs
 from deepfake_lightning.inference.video_source import Frame, batched
 
 FRAME_COLUMNS = ("frame", "time_s", "p_fake", "label", "face", "error")
@@ -87,8 +85,7 @@ def predict_frames(
             rows.append(row)
         good = [row for row in rows if "error" not in row]
         if prepared:
-            inputs = [torch.stack(column) for column in zip(*(t for t, _ in prepared), strict=True)]
-            scores = detector.score(inputs)
+            scores = detector.score(stack_inputs([tensors for tensors, _ in prepared]))
             for row, p_fake, (_, face) in zip(good, scores.p_fake, prepared, strict=True):
                 row.update(
                     p_fake=float(p_fake),
