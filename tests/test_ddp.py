@@ -88,3 +88,18 @@ def test_ddp_cpu_multirun_one_dir_per_job_with_all_test_predictions(tmp_path: Pa
         assert not (run / "error.json").exists()
     jobs = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
     assert [j["status"] for j in jobs] == ["ok", "ok"]
+
+
+def test_slurm_launcher_config_runs_one_task_per_device() -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF_DIR
+
+    overrides = ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)
+    assert cfg.trainer.strategy._target_ == "deepfake_lightning.distributed.HydraDDPStrategy"

@@ -25,7 +25,14 @@ def test_wandb_offline_run_logs_config_metrics_media_and_checkpoint(
     root = make_folder_tree(tmp_path / "faces", per_class=10)
     cfg = compose_cfg(
         "train",
-        ["data=folder", f"data.root={root}", "trainer.max_epochs=2", "logger=wandb", "tags=[test,offline]"],
+        [
+            "data=folder",
+            f"data.root={root}",
+            "trainer.max_epochs=2",
+            "logger=wandb",
+            "tags=[test,offline]",
+            "data.image_size=40",
+        ],
     )
     try:
         train(cfg)
@@ -37,7 +44,7 @@ def test_wandb_offline_run_logs_config_metrics_media_and_checkpoint(
 
     assert run["run"]["job_type"] == "train" and run["run"]["tags"] == ["test", "offline"]
     assert run["config"]["model"]["loss"]["name"] == "focal"  # the resolved config
-    assert run["config"]["data"]["image_size"] == 32
+    assert run["config"]["data"]["image_size"] == 40
 
     history = run["history"]
     epochs = [h for h in history if "val/auroc" in h]

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Regenerates results/ (ablation.md/.json/.csv and light copies of both sweeps): about 30 min on 2 CPU cores.
+#   bash experiments/ablation_advanced_v2/run.sh            # both datasets
+#   bash experiments/ablation_advanced_v2/run.sh synthetic  # one of: synthetic lfw_faceswap
+# The sizes below are what fits a ~30 min CPU budget, not the published recipe: see README.md beside this file.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+HERE=experiments/ablation_advanced_v2
+PY=${PYTHON:-.venv/bin/python}
+LFW_ROOT=${LFW_ROOT:-../shared/data/lfw_faceswap}
+ONLY=${1:-all}
+QUIET=("~callbacks.rich_progress_bar" "+trainer.enable_progress_bar=false")
+SWEEPS=()
+SECONDS_LIST=()
+
+run_sweep() {  # name, then the train arguments
+  local name=$1
+  shift
+  rm -rf "$HERE/runs/$name"
+  local start=$SECONDS
+  "$PY" -m deepfake_lightning.train -m "$@" "${QUIET[@]}" hydra.sweep.dir="$HERE/runs/$name"
+  SWEEPS+=("$HERE/runs/$name")
+  SECONDS_LIST+=($((SECONDS - start)))
+}
+
+if [[ $ONLY == all || $ONLY == synthetic ]]; then
+  # 11 variants: every factor, at 64 px on 250+250 generated training images, 3 epochs
+  run_sweep synthetic +experiment=fast \
+    +ablation=baseline,attention_off,loss_bce,dropout_flat,dropout_none,freeze_25,freeze_all_but_last,no_geometric,no_colour,no_erasing,no_grayscale \
+    data.n_train=250 data.n_valid=100 data.n_test=100 trainer.max_epochs=3 callbacks.early_stopping.patience=10
+fi
+if [[ $ONLY == all || $ONLY == lfw_faceswap ]]; then
+  # 3 variants of the faceswap_scratch recipe (bce, no colour/erasing/grayscale augmentation already) at its
+  # 128 px centre crop: 2 epochs of 480 of the 1600 training images (15 batches of 32)
+  run_sweep lfw_faceswap +experiment=faceswap_scratch data.root="$LFW_ROOT" \
+    +ablation=baseline,attention_off,loss_focal \
+    trainer.max_epochs=2 +trainer.limit_train_batches=15 callbacks.early_stopping.patience=10
+fi
+
+SECONDS_CSV=$(IFS=,; echo "${SECONDS_LIST[*]}")
+"$PY" -m deepfake_lightning.sweeps.ablation "${SWEEPS[@]}" out="$HERE/results" "seconds=[$SECONDS_CSV]"

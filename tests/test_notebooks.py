@@ -1,0 +1,65 @@
+"""The analysis notebooks execute top to bottom (nbclient) on a sweep made here, and the ablation table they
+share with `deepfake_lightning.sweeps.ablation` has the right numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from deepfake_lightning.sweeps.ablation import write_ablation
+from tests.conftest import REPO_ROOT
+from tests.fake_sweep import make_ablation_sweep
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    return make_ablation_sweep(tmp_path / "synthetic")
+
+
+def test_ablation_table_has_cis_and_paired_deltas_that_survive_the_light_export(
+    sweep: Path, tmp_path: Path
+) -> None:
+    paths = write_ablation([sweep], tmp_path / "results", seconds=[90])
+    rows = json.loads(paths["json"].read_text())["rows"]
+    assert [(r["factor"], r["variant"]) for r in rows] == [
+        ("baseline", "baseline"),
+        ("attention", "attention_off"),
+        ("loss", "loss_bce"),
+    ]
+    assert rows[0]["delta_test_auroc"] is None
+    weaker, stronger = rows[1]["delta_test_auroc"], rows[2]["delta_test_auroc"]
+    assert weaker["ci_low"] <= weaker["value"] < 0 < stronger["value"] <= stronger["ci_high"]
+    assert stronger["value"] == pytest.approx(rows[2]["test_auroc"]["value"] - rows[0]["test_auroc"]["value"])
+    table = paths["md"].read_text()
+    assert (
+        "### synthetic (n_test = 40, sweep wall time 1.5 min)" in table
+        and "| attention | attention_off |" in table
+    )
+    # the committed light copy holds no predictions.csv, but recomputes the same paired deltas
+    light = tmp_path / "results" / "synthetic"
+    assert not list(light.glob("*/predictions.csv")) and len(list(light.glob("*/test_scores.csv"))) == 3
+    again = json.loads(write_ablation([light], tmp_path / "again")["json"].read_text())["rows"]
+    assert again[2]["delta_test_auroc"] == rows[2]["delta_test_auroc"]
+    assert "loss_bce" in (tmp_path / "results" / "ablation.csv").read_text()
+
+
+@pytest.mark.parametrize("name", ["ablation_analysis", "training_curves"])
+def test_notebook_executes_on_a_sweep(name: str, sweep: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWEEP_DIR", str(sweep))
+    notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()
+    outputs = [out for cell in notebook.cells for out in cell.get("outputs", [])]
+    assert not [out for out in outputs if out.get("output_type") == "error"]
+    assert str(sweep) in "".join(out.get("text", "") for out in outputs)  # it read the sweep it was given
+    images = [out for out in outputs if "image/png" in out.get("data", {})]
+    assert len(images) == {"ablation_analysis": 3, "training_curves": 1}[name]
+    tables = "".join(out.get("data", {}).get("text/markdown", "") for out in outputs)
+    assert "attention_off" in tables
