@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,8 @@ import torch
 
 from deepfake_lightning.modules import DetectorModule
 
+log = logging.getLogger(__name__)
+RESUME_KEYS = ("pytorch-lightning_version", "loops", "optimizer_states")
 HPARAM_KEYS = (
     "backbone",
     "attention",
@@ -19,6 +24,7 @@ HPARAM_KEYS = (
     "scheduler",
     "threshold",
     "preprocessing",
+    "nonfinite_loss",
 )
 
 
@@ -34,9 +40,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        if not zipfile.is_zipfile(path):  # torch.save (and Lightning) write a zip archive
+            raise CheckpointError(
+                f"{path}: not a readable PyTorch checkpoint (not the zip archive torch.save writes: random "
+                "bytes, a truncated file or a plain pickle); nothing in it was unpickled"
+            ) from None
         raise CheckpointError(
-            f"{path}: refused to unpickle ({str(err).splitlines()[0]}); only checkpoints holding tensors and "
-            "plain values load (weights_only=True)"
+            f"{path}: refused to unpickle ({_refusal(err)}); only checkpoints holding tensors and plain values "
+            "load (weights_only=True), and nothing in this one was run"
         ) from None
     except Exception as err:  # truncated zip, random bytes, not a torch file
         raise CheckpointError(
@@ -55,6 +66,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def _refusal(err: pickle.UnpicklingError) -> str:
+    """torch's message starts with advice to load unsafely; keep only what the file asked for."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    if found:
+        return f"it needs {found.group(1)}, which a weights-only load never imports"
+    return str(err).strip().splitlines()[-1][:200]
+
+
 def load_detector_module(path: str | Path) -> DetectorModule:
     """Rebuild the DetectorModule from the checkpoint's own hyperparameters, in eval mode on the CPU."""
     checkpoint = read_checkpoint(path)
@@ -70,8 +89,32 @@ def load_detector_module(path: str | Path) -> DetectorModule:
     return module.eval()
 
 
+def check_resumable(path: str | Path, module: DetectorModule) -> None:
+    """Resuming needs a full Lightning checkpoint (loops, optimizer) of the network this config builds."""
+    checkpoint = read_checkpoint(path)
+    absent = [key for key in RESUME_KEYS if key not in checkpoint]
+    if absent:
+        raise CheckpointError(
+            f"{path}: cannot resume from it: it has no {', '.join(absent)} (not a full Lightning training "
+            "checkpoint such as RUN/checkpoints/last.ckpt)"
+        )
+    ours, theirs = module.state_dict(), checkpoint["state_dict"]
+    differ = sorted(set(ours) ^ set(theirs)) + [
+        k for k in ours if k in theirs and tuple(ours[k].shape) != tuple(theirs[k].shape)
+    ]
+    if differ:
+        raise CheckpointError(
+            f"{path}: cannot resume: its network differs from the one this config builds ({len(differ)} "
+            f"tensor(s), e.g. {differ[0]}); resume with the model settings the run was trained with"
+        )
+
+
 def find_last_checkpoint(log_dir: str | Path, exclude: str | Path | None = None) -> Path:
-    """Newest `checkpoints/last.ckpt` of any earlier train run, for `ckpt_path=last`."""
+    """Newest complete `checkpoints/last.ckpt` of any earlier train run, for `ckpt_path=last`.
+
+    A process killed while writing leaves a truncated file: it is passed over with a warning for the
+    next newest, so a crash during a save costs one epoch, not the whole run.
+    """
     candidates = [
         p
         for p in Path(log_dir).glob("train/**/checkpoints/last.ckpt")
@@ -79,4 +122,8 @@ def find_last_checkpoint(log_dir: str | Path, exclude: str | Path | None = None)
     ]
     if not candidates:
         raise CheckpointError(f"ckpt_path=last: no checkpoints/last.ckpt under {log_dir}/train")
-    return max(candidates, key=lambda p: p.stat().st_mtime)
+    for path in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
+        if zipfile.is_zipfile(path):  # torch.save writes a zip; its directory is written last
+            return path
+        log.warning("ckpt_path=last: passing over %s: incomplete or not a checkpoint", path)
+    raise CheckpointError(f"ckpt_path=last: every checkpoints/last.ckpt under {log_dir}/train is unreadable")

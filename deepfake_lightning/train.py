@@ -11,7 +11,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from deepfake_lightning.checkpoints import find_last_checkpoint
+from deepfake_lightning.checkpoints import check_resumable, find_last_checkpoint
 from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
 from deepfake_lightning.evaluation.calibrate_run import calibrate_checkpoint, uncalibrated
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
@@ -28,9 +28,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     if is_rank_zero():  # DDP ranks > 0 run this too, in the same dir
         (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "last":
+        ckpt_path = str(find_last_checkpoint(cfg.paths.log_dir, exclude=output_dir))
+        log.info("resuming from %s", ckpt_path)
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, _recursive_=False)
+    if ckpt_path is not None:  # a clear CheckpointError for a damaged, foreign or code-running file
+        check_resumable(ckpt_path, model)
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate(
         cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
@@ -42,12 +48,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         (output_dir / "model_info.json").write_text(json.dumps(info, indent=2))
     log.info("model: %s", info["model"])
 
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path == "last":
-        ckpt_path = str(find_last_checkpoint(cfg.paths.log_dir, exclude=output_dir))
-        log.info("resuming from %s", ckpt_path)
     if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     results: dict[str, Any] = {"status": "ok"}
     checkpoint = trainer.checkpoint_callback

@@ -15,6 +15,8 @@ from torch.utils.data import DataLoader
 from deepfake_lightning.data.dataset import ImageDataset, collate_skipping
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.data.index import SPLITS, Index, describe, index_faces140k, index_folder
+from deepfake_lightning.data.leakage import Leak, report_leakage
+from deepfake_lightning.data.split_checks import require_trainable, warn_single_class_splits
 from deepfake_lightning.data.transforms import build_eval_transform, build_train_transform
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         prefetch_factor: int = 4,
         decoder: str = "auto",
         channels_last: bool = True,
+        check_leakage: bool = False,
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
@@ -74,7 +77,9 @@ class DeepfakeDataModule(L.LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.decoder = decoder
         self.channels_last = channels_last
+        self.check_leakage = check_leakage
         self.index: Index | None = None
+        self.leaks: list[Leak] = []
         self.verify_skipped: list[str] = []
 
     def build_index(self) -> Index:
@@ -93,6 +98,9 @@ class DeepfakeDataModule(L.LightningDataModule):
             index = self._verified(index)
         for split, counts in describe(index).items():
             log.info("data %s: %d real, %d fake (%s)", split, counts["real"], counts["fake"], self.root)
+        warn_single_class_splits(index, self.root)
+        if self.check_leakage:
+            self.leaks = report_leakage(index, self.root)
         self.index = index
 
     def _verified(self, index: Index) -> Index:
@@ -122,8 +130,7 @@ class DeepfakeDataModule(L.LightningDataModule):
     def _dataset(self, split: str, train: bool) -> ImageDataset:
         self.setup()
         assert self.index is not None
-        if not self.index[split]:
-            raise ValueError(f"data split '{split}' of {self.root} is empty")
+        require_trainable(self.index[split], split, self.root)
         quality = self.reencode_jpeg_quality
         transform = (
             build_train_transform(self.image_size, self.preprocess, self.augment, self.normalize, quality)

@@ -89,4 +89,14 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS, decoder: str = "aut
         raise
     # PIL raises many types: OSError, SyntaxError, ValueError, DecompressionBombError
     except Exception as err:
+        if _is_empty(path):
+            raise BadImageError(f"{path}: cannot decode image (empty file, 0 bytes)") from err
         raise BadImageError(f"{path}: cannot decode image ({err.__class__.__name__}: {err})") from err
+
+
+def _is_empty(path: str | Path) -> bool:
+    """Checked only after a decode failed, so good files pay no extra stat."""
+    try:
+        return Path(path).stat().st_size == 0
+    except OSError:
+        return False

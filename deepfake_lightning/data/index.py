@@ -159,6 +159,14 @@ def index_folder(
             index = {"train": [], "valid": [], "test": [s for split in SPLITS for s in index[split]]}
         return index
     if not any((root / name).is_dir() for name in CLASS_TARGETS):
+        present = [split for split in SPLITS if (root / split).is_dir()]
+        if present:
+            missing = [split for split in SPLITS if split not in present]
+            raise DatasetLayoutError(
+                f"data.root={root} has {' '.join(s + '/' for s in present)} but no "
+                f"{' '.join(s + '/' for s in missing)}: expected all of train/ valid/ test/ (each with real/ fake/), "
+                "or root/{real,fake}/** split by data.split_ratios"
+            )
         raise DatasetLayoutError(
             f"data.root={root} has neither real/ and fake/ nor train/ valid/ test/ folders"
         )

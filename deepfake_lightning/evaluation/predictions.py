@@ -30,7 +30,8 @@ def write_predictions_csv(
         raise ValueError(f"write_predictions_csv: all columns must have the same length, got {lengths}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    # surrogateescape: a file name that is not valid UTF-8 is written back as its original bytes
+    with path.open("w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.writer(f)
         writer.writerow(PREDICTION_COLUMNS)
         for image, label, logit, prob in zip(paths, y.tolist(), z.tolist(), p.tolist(), strict=True):
@@ -40,7 +41,7 @@ def write_predictions_csv(
 
 def read_predictions_csv(path: str | Path) -> dict[str, Any]:
     """``{"path": list[str], "label": int64 array, "logit": float64 array, "p_fake": float64 array}``."""
-    with Path(path).open(newline="") as f:
+    with Path(path).open(newline="", encoding="utf-8", errors="surrogateescape") as f:
         reader = csv.DictReader(f)
         missing = set(PREDICTION_COLUMNS) - set(reader.fieldnames or ())
         if missing:

@@ -6,9 +6,9 @@ File paths go through `data.images.load_rgb` and PIL images through `to_rgb`, ex
 
 from __future__ import annotations
 
-import glob
 import io
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,13 +126,28 @@ def expand_inputs(spec: str | Path | Sequence[str | Path]) -> list[Path]:
         return [path]
     if path.is_dir():
         return _walk(path)
-    matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-    files = [p for p in matches if p.is_file() and is_image_file(p.name)]
+    matches = _glob(path)
+    files = [p for p in matches if not p.is_dir() and is_image_file(p.name)]
     for folder in (p for p in matches if p.is_dir()):
         files.extend(_walk(folder))
     if not matches:
         raise InputNotFoundError(f"input={str(spec)!r}: no such file or folder, and no glob match")
-    return files
+    return list(dict.fromkeys(files))  # `a/**` matches a folder and its subfolders: list each file once
+
+
+_MAGIC = re.compile(r"[*?[]")
+
+
+def _glob(pattern: Path) -> list[Path]:
+    """`glob.glob(recursive=True)` except that `**` never enters a symlinked folder (pathlib's rule): a link
+    loop (`loop -> ..`) would otherwise list the tree ~40 times over. Hidden folders are skipped, as in `_walk`."""
+    parts = pattern.parts
+    fixed = next((i for i, part in enumerate(parts) if _MAGIC.search(part)), len(parts))
+    if fixed == len(parts):
+        return []  # no wildcard, and neither a file nor a folder
+    base = Path(*parts[:fixed])
+    matches = base.glob(str(Path(*parts[fixed:])))
+    return sorted(p for p in matches if not any(part.startswith(".") for part in p.relative_to(base).parts))
 
 
 def as_list(images: Any) -> list[Any]:

@@ -34,7 +34,8 @@ class RowWriter:
 
     def __enter__(self) -> RowWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = self.path.open("w", newline="", encoding="utf-8")
+        # surrogateescape: a file name that is not valid UTF-8 is written back as its original bytes
+        self._handle = self.path.open("w", newline="", encoding="utf-8", errors="surrogateescape")
         if self.path.suffix.lower() == ".csv":
             self._csv = csv.DictWriter(self._handle, fieldnames=self.columns, extrasaction="ignore")
             self._csv.writeheader()

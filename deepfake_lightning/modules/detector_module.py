@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import lightning as L
@@ -15,7 +16,9 @@ from deepfake_lightning.models import build_detector, model_size
 from deepfake_lightning.modules.losses import BinaryLoss
 from deepfake_lightning.modules.stage_metrics import stage_metrics
 
+log = logging.getLogger(__name__)
 STAGES = ("train", "val", "test")
+NONFINITE_LOSS = ("stop", "skip")
 DEFAULT_PREPROCESSING = {
     "image_size": 224,
     "preprocess": "resize",
@@ -23,6 +26,10 @@ DEFAULT_PREPROCESSING = {
     "reencode_jpeg_quality": None,
 }
 DEFAULT_OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3, "weight_decay": 1e-4}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or inf and `model.nonfinite_loss=stop`; the message names step and files."""
 
 
 def _plain(value: Any) -> Any:
@@ -44,8 +51,11 @@ class DetectorModule(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         threshold: float = 0.5,
         preprocessing: dict[str, Any] | None = None,
+        nonfinite_loss: str = "stop",
     ) -> None:
         super().__init__()
+        if nonfinite_loss not in NONFINITE_LOSS:
+            raise ValueError(f"model.nonfinite_loss={nonfinite_loss!r}: allowed {NONFINITE_LOSS}")
         config = {
             "backbone": _plain(backbone) or {},
             "attention": _plain(attention) or {},
@@ -55,6 +65,7 @@ class DetectorModule(L.LightningModule):
             "scheduler": _plain(scheduler),
             "threshold": float(threshold),
             "preprocessing": _plain(preprocessing) or dict(DEFAULT_PREPROCESSING),
+            "nonfinite_loss": nonfinite_loss,
         }
         self.save_hyperparameters(config)
         self.net = build_detector(config["backbone"], config["attention"], config["head"])
@@ -66,6 +77,7 @@ class DetectorModule(L.LightningModule):
         )
         self.last_confusion: dict[str, list[list[int]]] = {}
         self.test_outputs: dict[str, list] = {}
+        self.nonfinite_skipped = 0  # training batches skipped for a NaN/inf loss (nonfinite_loss=skip)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -79,6 +91,9 @@ class DetectorModule(L.LightningModule):
             return None
         logits = self(images)
         loss = self.loss_fn(logits, targets)
+        if stage == "train" and not torch.isfinite(loss):
+            self._nonfinite(loss, batch)  # raises (stop) or returns: the batch is skipped
+            return None
         probs = torch.sigmoid(logits.detach().float())
         target_int = targets.long()
         self.metrics[f"{stage}_"].update(probs, target_int)
@@ -98,6 +113,26 @@ class DetectorModule(L.LightningModule):
         out = self._step(batch, "train")
         return None if out is None else out[0]
 
+    def _nonfinite(self, loss: torch.Tensor, batch: dict[str, Any]) -> None:
+        """A NaN/inf loss would poison every weight at the next step: stop naming it, or skip the batch."""
+        paths = list(batch.get("path", []))
+        where = f"global step {self.global_step} (epoch {self.current_epoch})"
+        shown = f"{paths[:8]}{' ...' if len(paths) > 8 else ''}"
+        if self.hparams.nonfinite_loss == "stop":
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at {where}; batch of {len(paths)} image(s): {shown}. "
+                "Set model.nonfinite_loss=skip to skip such batches, or lower model.optimizer.lr"
+            )
+        self.nonfinite_skipped += 1
+        log.warning(
+            "skipped the batch at %s: training loss is %s (%d such batch(es) so far): %s",
+            where,
+            loss.item(),
+            self.nonfinite_skipped,
+            shown,
+        )
+        self.log("train/nonfinite_skipped", float(self.nonfinite_skipped), on_step=True, on_epoch=False)
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "val")
 
@@ -112,6 +147,11 @@ class DetectorModule(L.LightningModule):
         self.test_outputs = {"path": [], "target": [], "logit": []}
 
     def _epoch_end(self, stage: str) -> None:
+        if self.confusion[f"{stage}_"].update_count == 0:  # every batch skipped (unreadable, non-finite loss)
+            log.warning(
+                "no %s batch was scored in epoch %d: no %s metrics for it", stage, self.current_epoch, stage
+            )
+            return
         computed = self.metrics[f"{stage}_"].compute()
         self.log_dict(
             {f"{stage}/{name}": value for name, value in computed.items()},

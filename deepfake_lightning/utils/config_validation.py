@@ -37,6 +37,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
 def _probability(value: Any) -> bool:
     return isinstance(value, (int, float)) and 0 <= value <= 1
 
@@ -53,6 +57,15 @@ def validate_data(cfg: DictConfig) -> None:
     _check(cfg, "data.on_bad_image", lambda v: v in ("skip", "raise"), "skip or raise")
     _check(cfg, "data.preprocess", lambda v: v in ("resize", "center_crop"), "resize or center_crop")
     _check(cfg, "data.layout", lambda v: v in ("faces140k", "folder"), "faces140k or folder")
+    _check(cfg, "data.decoder", lambda v: v in ("auto", "pil", "simplejpeg"), "auto, pil or simplejpeg")
+    _check(
+        cfg,
+        "data.reencode_jpeg_quality",
+        lambda v: _is_int(v) and 1 <= v <= 100,
+        "null or an integer in 1..100",
+    )
+    for flag in ("data.verify", "data.check_leakage"):
+        _check(cfg, flag, _is_bool, "true or false")
     _check(
         cfg,
         "data.split_ratios",
@@ -112,6 +125,7 @@ def validate_model(cfg: DictConfig) -> None:
     _check(cfg, "model.optimizer.lr", lambda v: 0 < v < 10, "a number in (0, 10)")
     _check(cfg, "model.optimizer.weight_decay", lambda v: v >= 0, "a number >= 0")
     _check(cfg, "model.threshold", lambda v: 0 < v < 1, "a number in (0, 1)")
+    _check(cfg, "model.nonfinite_loss", lambda v: v in ("stop", "skip"), "stop or skip")
 
 
 def validate_run(cfg: DictConfig) -> None:

@@ -61,6 +61,11 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
             return {"status": "failed", "error": str(err)}
         raise SystemExit(f"Invalid config: {err}") from None
     except Exception as err:
+        if _is_input_error(err):  # a bad file the user passed: one line, like a config error
+            _record_failure(output_dir, err)
+            if _is_multirun():
+                return {"status": "failed", "error": str(err)}
+            raise SystemExit(f"Invalid input: {err}") from None
         log.exception("job failed")
         _record_failure(output_dir, err)
         if _is_multirun():
@@ -68,6 +73,15 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
         raise
     finally:
         _close_loggers()
+
+
+def _is_input_error(err: Exception) -> bool:
+    """Dataset layout, checkpoint and model-file errors name the file and the fix; a traceback adds nothing."""
+    from deepfake_lightning.checkpoints import CheckpointError
+    from deepfake_lightning.data.index import DatasetLayoutError
+    from deepfake_lightning.inference.metadata import ModelFileError
+
+    return isinstance(err, (CheckpointError, DatasetLayoutError, ModelFileError))
 
 
 def _record_failure(output_dir: Path, err: BaseException) -> None:
