@@ -11,14 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import os
-import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from deepfake_lightning.inference.loadtest import png_claiming
 
 # what each consumer does with a file
 LOAD, SKIP, IGNORED = (
@@ -52,21 +52,6 @@ def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
 
 def good_jpeg(seed: int, size: int = GOOD_SIZE) -> bytes:
     return encode(Image.fromarray(_pixels(seed, size)), "JPEG", quality=90)
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A valid PNG header claiming width x height pixels with almost no data: a decompression bomb, 60 bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-        + chunk(b"IEND", b"")
-    )
 
 
 def _rgba() -> bytes:
