@@ -103,13 +103,17 @@ def test_optuna_search_resumes_to_n_trials(tmp_path: Path) -> None:
     ]
     first = run_train(*common, "hydra.sweeper.n_trials=1")
     assert first.returncode == 0, first.stdout[-3000:]
-    second = run_train(*common, "hydra.sweeper.n_trials=2")
+    # the second session also prunes: its trial reports val/auroc per epoch through the pruning callback
+    pruner = "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:1}"
+    second = run_train(*common, "hydra.sweeper.n_trials=2", pruner)
     assert second.returncode == 0, second.stdout[-3000:]
     assert "1 of 2 trials done, 1 to run" in second.stdout
 
     study = optuna.load_study(study_name="advanced_v2", storage=open_storage(None, sweep))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert study.trials[0].params != study.trials[1].params
+    assert study.trials[0].intermediate_values == {}
+    assert study.trials[1].intermediate_values == {0: pytest.approx(study.trials[1].value)}
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
     for trial in study.trials:
         summary = json.loads((sweep / str(trial.number) / "run_summary.json").read_text())
@@ -130,3 +134,24 @@ def test_hparams_search_composes_with_study_dir(compose_cfg) -> None:
     assert sweep_dir.endswith("/optuna/${hydra.sweeper.study_name}")
     assert set(hydra_cfg.sweeper.params) >= {"model.optimizer.lr", "model.backbone.freeze_first_n"}
     assert cfg.optimized_metric == "val/auroc"
+
+
+def test_pruning_callback_flags_a_trial_worse_than_the_median(tmp_path: Path) -> None:
+    from deepfake_lightning.callbacks.optuna_pruning import OptunaPruningCallback
+    from hydra_plugins.deepfake_optuna_sweeper.study import PRUNED_ATTR
+
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    study = optuna.create_study(
+        study_name="s", storage=open_storage(None, tmp_path), pruner=pruner, direction="maximize"
+    )
+    good = study.ask({"x": FloatDistribution(0.0, 1.0)})
+    for epoch, value in enumerate([0.7, 0.8, 0.9]):
+        good.report(value, epoch)
+    study.tell(good, 0.9)
+    running = study.ask({"x": FloatDistribution(0.0, 1.0)})  # the trial a job is training
+    journal = str(tmp_path / "optuna_journal.log")
+    callback = OptunaPruningCallback(journal, "s", running.number, "val/auroc", pruner=pruner)
+    assert callback.report(0.75, 0) is False  # above the median of epoch 0 (0.7)
+    assert callback.report(0.5, 1) is True  # below the median of epoch 1 (0.8)
+    stored = optuna.load_study(study_name="s", storage=open_storage(journal)).trials[running.number]
+    assert stored.user_attrs[PRUNED_ATTR] == 1 and stored.intermediate_values == {0: 0.75, 1: 0.5}

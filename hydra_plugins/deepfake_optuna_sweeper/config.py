@@ -28,6 +28,9 @@ class DeepfakeOptunaSweeperConf:
     # trials asked and launched together (in parallel with a parallel launcher such as submitit)
     n_jobs: int = 1
     sampler: Any = field(default_factory=_tpe)
+    # null, or e.g. {_target_: optuna.pruners.MedianPruner, n_startup_trials: 5, n_warmup_steps: 2}: trials then
+    # report the validation metric each epoch and stop early when pruned (callbacks.optuna_pruning)
+    pruner: Any = None
     # search space, Hydra sweep syntax: choice(a, b), range(0, 10, 2), interval(0.1, 1), tag(log, interval(..))
     params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045
 

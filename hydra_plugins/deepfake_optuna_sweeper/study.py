@@ -15,13 +15,23 @@ from optuna.trial import TrialState
 log = logging.getLogger(__name__)
 JOURNAL_FILE = "optuna_journal.log"
 INTERRUPTED = "interrupted"  # user attr of a trial that was RUNNING when a previous session stopped
+PRUNED_ATTR = "pruned_at_epoch"  # user attr set by deepfake_lightning.callbacks.optuna_pruning
 
 
-def open_storage(storage: str | None, sweep_dir: Path) -> BaseStorage | str:
-    """null -> a journal file in the sweep dir; a URL (``sqlite:///x.db``) as is; anything else a journal path."""
+def storage_location(storage: str | None, sweep_dir: Path) -> str:
+    """null -> the journal file in the sweep dir; a URL (``sqlite:///x.db``) or a journal path as given."""
     if storage and "://" in storage:
         return storage
-    path = Path(storage) if storage else sweep_dir / JOURNAL_FILE
+    return str(Path(storage).resolve() if storage else (sweep_dir / JOURNAL_FILE).resolve())
+
+
+def open_storage(storage: str | None, sweep_dir: Path | None = None) -> BaseStorage | str:
+    """A URL is passed to Optuna as is; anything else is a JournalStorage file (null: in ``sweep_dir``)."""
+    if storage and "://" in storage:
+        return storage
+    if not storage and sweep_dir is None:
+        raise ValueError("open_storage: a storage path or URL, or the sweep dir, is needed")
+    path = Path(storage_location(storage, sweep_dir or Path(".")))
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
 

@@ -17,14 +17,18 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import Trial, TrialState
 
-from hydra_plugins.deepfake_optuna_sweeper.search_space import SearchSpace, parse_search_space
+from hydra_plugins.deepfake_optuna_sweeper.search_space import SearchSpace, format_value, parse_search_space
 from hydra_plugins.deepfake_optuna_sweeper.study import (
+    PRUNED_ATTR,
     existing_trials,
     finished_trials,
     open_storage,
     recover_interrupted,
+    storage_location,
     write_results,
 )
+
+PRUNING_CALLBACK = "deepfake_lightning.callbacks.optuna_pruning.OptunaPruningCallback"
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,7 @@ class DeepfakeOptunaSweeper(Sweeper):
         n_jobs: int,
         sampler: Any,
         params: Any = None,
+        pruner: Any = None,
     ) -> None:
         self.study_name = study_name
         self.storage = storage
@@ -70,6 +75,8 @@ class DeepfakeOptunaSweeper(Sweeper):
         self.n_jobs = max(1, int(n_jobs))
         self.sampler_cfg = OmegaConf.to_container(sampler, resolve=True) if sampler is not None else None
         self.params = OmegaConf.to_container(params, resolve=True) if params is not None else None
+        self.pruner_cfg = OmegaConf.to_container(pruner, resolve=True) if pruner is not None else None
+        self.sweep_dir = Path(".")
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.hydra_context: HydraContext | None = None
@@ -96,7 +103,7 @@ class DeepfakeOptunaSweeper(Sweeper):
         space = parse_search_space(self.params, arguments)
         if not space.dimensions:
             raise ValueError("hydra.sweeper.params is empty and the command line holds no sweep")
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir = self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
@@ -106,6 +113,7 @@ class DeepfakeOptunaSweeper(Sweeper):
             study_name=self.study_name,
             storage=storage,
             sampler=self._sampler(n_existing),
+            pruner=instantiate(self.pruner_cfg) if self.pruner_cfg else None,
             direction=self.direction,
             load_if_exists=True,
         )
@@ -130,15 +138,32 @@ class DeepfakeOptunaSweeper(Sweeper):
             log.info("best trial %(trial)s: %(value)s %(params)s", results["best"])
         return returns
 
+    def _pruning_override(self, study: optuna.Study, trial: Trial) -> list[str]:
+        if not self.pruner_cfg:
+            return []
+        callback = {
+            "_target_": PRUNING_CALLBACK,
+            "storage": storage_location(self.storage, self.sweep_dir),
+            "study_name": study.study_name,
+            "trial_number": trial.number,
+            "monitor": str(self.config.get("optimized_metric")),
+            "pruner": self.pruner_cfg,
+        }
+        return [f"+callbacks.optuna_pruning={format_value(callback)}"]
+
     def _launch(self, study: optuna.Study, space: SearchSpace, trials: list[Trial]) -> Sequence[JobReturn]:
-        overrides = [space.overrides(trial.params) for trial in trials]
+        overrides = [space.overrides(trial.params) + self._pruning_override(study, trial) for trial in trials]
         self.validate_batch_is_legal(overrides)
         for trial, job_overrides in zip(trials, overrides, strict=True):
             trial.set_user_attr("overrides", job_overrides)
         job_returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
         for trial, ret in zip(trials, job_returns, strict=True):
             value = _objective_value(ret)
-            if value is None:
+            attrs = study._storage.get_trial(trial._trial_id).user_attrs
+            if PRUNED_ATTR in attrs:
+                study.tell(trial, state=TrialState.PRUNED)
+                log.info("trial %d pruned after epoch %d", trial.number, attrs[PRUNED_ATTR])
+            elif value is None:
                 study.tell(trial, state=TrialState.FAIL)
                 log.warning("trial %d failed or returned no metric", trial.number)
             else:
