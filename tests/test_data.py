@@ -97,7 +97,7 @@ def test_bad_image_raise_names_the_file(tmp_path: Path) -> None:
     root = make_140k_tree(tmp_path, per_class=1, with_csv=False)
     (root / "test" / "real" / "zero.jpg").write_bytes(b"")
     dm = _datamodule(root, on_bad_image="raise")
-    with pytest.raises(BadImageError, match=r"zero.jpg: empty file \(0 bytes\)"):
+    with pytest.raises(BadImageError, match=r"zero\.jpg: .*empty"):
         list(dm.test_dataloader())
 
 
