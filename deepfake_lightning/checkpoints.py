@@ -80,13 +80,25 @@ def load_detector_module(path: str | Path) -> DetectorModule:
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in HPARAM_KEYS}
     try:
         module = DetectorModule(**hparams)
-        module.load_state_dict(checkpoint["state_dict"], strict=True)
+        differ = mismatched_tensors(module.state_dict(), checkpoint["state_dict"])
+        if not differ:
+            module.load_state_dict(checkpoint["state_dict"], strict=True)
     except (RuntimeError, TypeError, ValueError) as err:
-        first = str(err).strip().splitlines()[0]
+        differ = [str(err).strip().splitlines()[0]]
+    if differ:
         raise CheckpointError(
-            f"{path}: does not match the advanced_v2 architecture it describes ({first})"
+            f"{path}: does not match the advanced_v2 architecture it describes ({len(differ)} tensor(s) "
+            f"missing, unexpected or of another shape, e.g. {differ[0]})"
         ) from None
     return module.eval()
+
+
+def mismatched_tensors(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """Names present on one side only, then names whose shapes differ."""
+    shapes = [
+        k for k in ours if k in theirs and tuple(ours[k].shape) != tuple(getattr(theirs[k], "shape", ()))
+    ]
+    return sorted(set(ours) ^ set(theirs)) + shapes
 
 
 def check_resumable(path: str | Path, module: DetectorModule) -> None:
@@ -98,10 +110,7 @@ def check_resumable(path: str | Path, module: DetectorModule) -> None:
             f"{path}: cannot resume from it: it has no {', '.join(absent)} (not a full Lightning training "
             "checkpoint such as RUN/checkpoints/last.ckpt)"
         )
-    ours, theirs = module.state_dict(), checkpoint["state_dict"]
-    differ = sorted(set(ours) ^ set(theirs)) + [
-        k for k in ours if k in theirs and tuple(ours[k].shape) != tuple(theirs[k].shape)
-    ]
+    differ = mismatched_tensors(module.state_dict(), checkpoint["state_dict"])
     if differ:
         raise CheckpointError(
             f"{path}: cannot resume: its network differs from the one this config builds ({len(differ)} "

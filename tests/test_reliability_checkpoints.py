@@ -63,7 +63,7 @@ def _bad_files(folder: Path, tiny_ckpt: Path, marker: Path) -> dict[str, tuple[P
         "another architecture",
         "resnet18.ckpt",
         lambda p: torch.save(other, p),
-        "does not match the advanced_v2 architecture",
+        r"does not match the advanced_v2 architecture it describes \(\d+ tensor\(s\) missing, unexpected or of another shape, e.g. ",
     )
     state = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)["state_dict"]
     add("plain state_dict", "state_dict.ckpt", lambda p: torch.save(state, p), "holds a plain state_dict")

@@ -244,3 +244,20 @@ def test_error_bodies_do_not_leak_server_paths(client: TestClient, tiny_ckpt: Pa
     assert str(tiny_ckpt.parent) not in json.dumps(model)
     response = client.post("/v1/predict", files={"file": ("x.jpg", io.BytesIO(b"\xff\xd8\xff junk").read())})
     assert response.status_code == 422 and "/tmp" not in response.json()["detail"]
+
+
+def test_cors_preflight_gets_no_cors_headers_by_default(client: TestClient) -> None:
+    preflight = client.options(
+        "/v1/predict",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert not any(name.lower().startswith("access-control-") for name in preflight.headers)
+    assert preflight.status_code == 405  # no CORS middleware: OPTIONS is just another method
+
+
+def test_reliability_doc_covers_every_corpus_kind(corpus_folder) -> None:
+    """docs/reliability.md promises a behaviour for each generated kind: keep the table in step."""
+    doc = (REPO_ROOT / "docs" / "reliability.md").read_text()
+    _, corpus, _ = corpus_folder
+    missing = sorted({c.kind for c in corpus if c.kind not in doc})
+    assert missing == []
