@@ -112,8 +112,8 @@ def test_optuna_search_resumes_to_n_trials(tmp_path: Path) -> None:
     study = optuna.load_study(study_name="advanced_v2", storage=open_storage(None, sweep))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert study.trials[0].params != study.trials[1].params
-    assert study.trials[0].intermediate_values == {}
-    assert study.trials[1].intermediate_values == {0: pytest.approx(study.trials[1].value)}
+    for trial in study.trials:  # the search config prunes by default, so every trial reports its epochs
+        assert trial.intermediate_values == {0: pytest.approx(trial.value)}
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
     for trial in study.trials:
         summary = json.loads((sweep / str(trial.number) / "run_summary.json").read_text())
