@@ -7,7 +7,6 @@ optional extras -- cross-dataset table, robustness grid, explanations -- and fin
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -16,15 +15,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.callbacks import SkippedImagesCallback
-from deepfake_lightning.checkpoints import load_detector_module
 from deepfake_lightning.evaluation.cross_dataset import evaluate_extra_sets, write_cross_dataset
-from deepfake_lightning.evaluation.eval_setup import apply_checkpoint_preprocessing, resolve_calibration
+from deepfake_lightning.evaluation.eval_setup import resolve_calibration, start_evaluation
 from deepfake_lightning.evaluation.explanations import write_explanations
 from deepfake_lightning.evaluation.report import write_report
 from deepfake_lightning.evaluation.robustness import evaluate_robustness, write_robustness
 from deepfake_lightning.evaluation.test_outputs import collected_predictions, write_test_outputs
-from deepfake_lightning.utils.config_validation import validate_data, validate_run
-from deepfake_lightning.utils.task import run_task, seed
+from deepfake_lightning.utils.task import run_task
 
 
 def _data_name(cfg: DictConfig) -> str:
@@ -36,13 +33,7 @@ def _data_name(cfg: DictConfig) -> str:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    validate_data(cfg)
-    validate_run(cfg)
-    seed(cfg)
-    output_dir = Path(cfg.paths.output_dir)
-    module = load_detector_module(cfg.ckpt_path)
-    apply_checkpoint_preprocessing(cfg, module)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    module, output_dir = start_evaluation(cfg)
     datamodule = instantiate(cfg.data)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[SkippedImagesCallback(str(output_dir))])
     device = trainer.strategy.root_device

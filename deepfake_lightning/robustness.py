@@ -7,29 +7,20 @@ checkpoint's preprocessing and its run's validation-fitted temperature and thres
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from deepfake_lightning.checkpoints import load_detector_module
 from deepfake_lightning.evaluation.calibrate_run import find_calibration
-from deepfake_lightning.evaluation.eval_setup import apply_checkpoint_preprocessing, resolve_device
+from deepfake_lightning.evaluation.eval_setup import resolve_device, start_evaluation
 from deepfake_lightning.evaluation.robustness import evaluate_robustness, write_robustness
-from deepfake_lightning.utils.config_validation import validate_data, validate_run
-from deepfake_lightning.utils.task import run_task, seed
+from deepfake_lightning.utils.task import run_task
 
 
 def robustness(cfg: DictConfig) -> dict[str, Any]:
-    validate_data(cfg)
-    validate_run(cfg)
-    seed(cfg)
-    output_dir = Path(cfg.paths.output_dir)
-    module = load_detector_module(cfg.ckpt_path)
-    apply_checkpoint_preprocessing(cfg, module)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    module, output_dir = start_evaluation(cfg)
     datamodule = instantiate(cfg.data)
     calibration_file = OmegaConf.select(cfg, "calibration.path", default="auto")
     calibration = find_calibration(cfg.ckpt_path, calibration_file, module.hparams.get("threshold", 0.5))

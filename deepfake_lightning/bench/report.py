@@ -179,23 +179,7 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any], goals: Sequence[Mappi
             f"| {t['target']} | {t['goal']} | {t['measured']} | {t['backend']} | "
             f"{_cell(t['ratio_to_baseline'])} | {met} |"
         )
-    columns = [
-        "task",
-        "stage",
-        "device",
-        "backend",
-        "precision",
-        "batch_size",
-        "image_size",
-        "workers",
-        "threads",
-        "throughput_img_s",
-        "latency_ms_p50",
-        "latency_ms_p99",
-        "peak_mem_mb",
-        "ratio_to_baseline",
-        "notes",
-    ]
+    columns = [*ROW_FIELDS, "notes"]
     lines += ["", "## Rows", "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for row in rows:
         data = row.to_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,3 +47,19 @@ def resolve_calibration(
         record = calibrate(module, datamodule.val_dataloader(), output_dir, rule, device)
         return {**record, "source": f"refit on the validation split of {datamodule.root}"}
     return find_calibration(cfg.ckpt_path, settings.get("path", "auto"), module.hparams.get("threshold", 0.5))
+
+
+def start_evaluation(cfg: DictConfig) -> tuple[Any, Path]:
+    """Shared start of eval and robustness: validate, seed, load the checkpoint and adopt its preprocessing."""
+    from deepfake_lightning.checkpoints import load_detector_module
+    from deepfake_lightning.utils.config_validation import validate_data, validate_run
+    from deepfake_lightning.utils.task import seed
+
+    validate_data(cfg)
+    validate_run(cfg)
+    seed(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    module = load_detector_module(cfg.ckpt_path)
+    apply_checkpoint_preprocessing(cfg, module)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return module, output_dir
