@@ -31,12 +31,12 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -p no:xdist $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check deepfake_lightning tests
-	$(VENV)/bin/ruff format --check deepfake_lightning tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check deepfake_lightning tests hydra_plugins
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix deepfake_lightning tests
-	$(VENV)/bin/ruff format deepfake_lightning tests
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format deepfake_lightning tests hydra_plugins
 
 clean:
 	rm -rf logs .pytest_cache .ruff_cache
