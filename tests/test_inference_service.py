@@ -6,11 +6,9 @@ import io
 import os
 import re
 import socket
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from deepfake_lightning.inference import Detector, load_detector
+from deepfake_lightning.inference.loadtest import png_claiming
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServiceSettings
 from tests.conftest import REPO_ROOT
@@ -34,21 +33,6 @@ def png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims width x height pixels in 60 bytes: a decompression bomb's header."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +85,8 @@ def test_predict_matches_the_detector(client: TestClient, detector: Detector) ->
         (np.random.default_rng(0).bytes(3000), 422, "x.png"),
         (GOOD[: len(GOOD) // 2], 422, "truncated|cannot decode"),
         (png_bytes(face_like_image(31, size=20)), 422, "min_size"),
-        (png_header_only(2000, 1000), 413, "exceeds the limit"),  # over max_pixels=1e6
-        (png_header_only(30000, 30000), 413, ""),  # a real bomb: PIL refuses it outright
+        (png_claiming(2000, 1000), 413, "exceeds the limit"),  # over max_pixels=1e6
+        (png_claiming(30000, 30000), 413, ""),  # a real bomb: PIL refuses it outright
         (b"\0" * 200_001, 413, "larger than the limit"),
     ],
 )
