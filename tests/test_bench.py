@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from deepfake_lightning.bench.images import folder_image_set
 from deepfake_lightning.bench.report import compute_ratios, targets, validate_rows
 from deepfake_lightning.bench.rows import ROW_FIELDS, Row
+from deepfake_lightning.data.index import index_folder
+from tests.conftest import make_folder_tree, write_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +66,8 @@ def test_smoke_bench_writes_valid_rows_with_baselines_and_ratios(smoke_report: P
         assert baselines and all(r["ratio_to_baseline"] == 1.0 for r in baselines), task
     assert all(r["ratio_to_baseline"] is not None for r in rows if "error" not in r["extra"])
     assert all(set(ROW_FIELDS) <= set(r) for r in rows)
+    eager = [r for r in rows if r["task"] == "inference" and r["backend"] == "eager"]
+    assert sorted(r["batch_size"] for r in eager) == [1, 2, 4]  # single image, batch_sizes, batch_size
     int8 = [r for r in rows if r["task"] == "inference" and r["precision"] == "int8"]
     assert int8 and all("auroc_delta" in r["extra"] for r in int8)
     assert document["versions"]["torch"]
@@ -126,3 +131,22 @@ def test_targets_pick_the_best_accurate_backend() -> None:
     assert goals["CPU fp32 inference, 224 px"]["met"] is True
     assert goals["140k index build"]["measured"] == "not measured"
     assert goals["GPU (H100) inference"]["met"] is None
+
+
+def test_folder_image_set_times_on_train_and_scores_on_the_unseen_test_split(tmp_path: Path) -> None:
+    root = make_folder_tree(tmp_path / "faces", per_class=10)
+    timed, labelled = folder_image_set(root, n_images=6, n_labelled=100, split_ratios=[0.6, 0.2, 0.2])
+    split = index_folder(root, [0.6, 0.2, 0.2], 0)
+    assert set(timed) <= set(split["train"]) and sorted(labelled) == sorted(split["test"])
+    assert [t for _, t in timed] == [0, 1, 0, 1, 0, 1]  # balanced prefix: calibration sees both classes
+    assert all(("fake" in Path(p).name) == bool(t) for p, t in timed + labelled)
+
+
+def test_folder_image_set_refuses_a_test_split_with_one_class(tmp_path: Path) -> None:
+    root = tmp_path / "faces"
+    for split in ("train", "valid"):
+        make_folder_tree(root / split, per_class=2, size=32)
+    write_image(root / "test" / "real" / "real_0.jpg", seed=1, size=32)
+    (root / "test" / "fake").mkdir()
+    with pytest.raises(ValueError, match=r"images.root=.*both classes in the test split"):
+        folder_image_set(root, 4, 4, [0.8, 0.1, 0.1])

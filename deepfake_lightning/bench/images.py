@@ -1,11 +1,12 @@
-"""The benchmark's own labelled JPEG set: the synthetic generator's faces, generated once and cached."""
+"""The benchmark's labelled JPEG set: the synthetic generator's faces (generated once, cached) or a user folder."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
-from deepfake_lightning.data.index import Sample, index_faces140k
+from deepfake_lightning.data.index import Sample, index_faces140k, index_folder
 from deepfake_lightning.data.synthetic import generate_synthetic_dataset
 
 
@@ -34,3 +35,30 @@ def bench_image_set(
     finally:
         index_log.setLevel(level)
     return sorted(index["train"]), sorted(index["test"])
+
+
+def folder_image_set(
+    root: str | Path, n_images: int, n_labelled: int, split_ratios: Sequence[float], seed: int = 0
+) -> tuple[list[Sample], list[Sample]]:
+    """A labelled folder's train split to time and calibrate on, its test split to measure AUROC on.
+
+    The same split a checkpoint trained with `data=folder` saw, so its AUROC is on images it never trained on.
+    Each part is class-balanced where the split allows it.
+    """
+    index = index_folder(root, split_ratios, seed)
+    timed, labelled = _balanced(index["train"], n_images), _balanced(index["test"], n_labelled)
+    if not timed or len({t for _, t in labelled}) < 2:
+        raise ValueError(
+            f"images.root={root}: need train images and both classes in the test split "
+            f"(found {len(index['train'])} train, {len(index['test'])} test)"
+        )
+    return timed, labelled
+
+
+def _balanced(samples: list[Sample], n: int) -> list[Sample]:
+    """Up to n samples, alternating classes in sorted order, so any prefix is balanced too."""
+    by_class = [sorted(s for s in samples if s[1] == target) for target in (0, 1)]
+    mixed = [s for pair in zip(*by_class, strict=False) for s in pair]
+    longer = max(by_class, key=len)
+    mixed += longer[min(map(len, by_class)) :]
+    return mixed[:n]

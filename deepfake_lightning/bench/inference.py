@@ -98,6 +98,12 @@ def backends(
     return found
 
 
+def _batch_sizes(cfg: Mapping[str, Any], available: int) -> list[int]:
+    """The batched calls to time: `batch_sizes` (small batches stay cache-resident on CPU) and `batch_size`."""
+    sizes = {int(size) for size in cfg.get("batch_sizes") or []} | {available}
+    return sorted(size for size in sizes if 1 < size <= available)
+
+
 def _predict_all(predict: Predictor, images: torch.Tensor, batch_size: int) -> np.ndarray:
     return np.concatenate([predict(chunk) for chunk in images.split(batch_size)])
 
@@ -137,7 +143,9 @@ def bench_inference(
         log.info("inference %s %s %dpx", backend.name, backend.precision, image_size)
         try:
             predict = backend.build()
-            measured = [(1, cfg["single_iters"])] + ([(len(batch), cfg["iters"])] if backend.batched else [])
+            measured = [(1, cfg["single_iters"])]
+            if backend.batched:
+                measured += [(size, cfg["iters"]) for size in _batch_sizes(cfg, len(batch))]
             for batch_size, iters in measured:
                 inputs = batch[:batch_size]
                 warmup = cfg["warmup"] + (2 if "compile" in backend.name else 0)

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.bench.data import bench_data
-from deepfake_lightning.bench.images import bench_image_set
+from deepfake_lightning.bench.images import bench_image_set, folder_image_set
 from deepfake_lightning.bench.index import bench_index
 from deepfake_lightning.bench.inference import bench_inference
 from deepfake_lightning.bench.models import fit_head, load_network, prepared, reestimate_batchnorm
@@ -146,14 +146,23 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     tasks = set(cfg.tasks)
     rows: list[Row] = []
     notes: dict[str, Any] = {}
-    samples, labelled = bench_image_set(
-        cfg.cache_dir,
-        cfg.images.n_images,
-        cfg.images.n_labelled,
-        cfg.images.source_size,
-        cfg.seed,
-        cfg.images.generator_workers,
-    )
+    if cfg.images.get("root"):
+        samples, labelled = folder_image_set(
+            cfg.images.root,
+            cfg.images.n_images,
+            cfg.images.n_labelled,
+            list(cfg.images.split_ratios),
+            cfg.images.split_seed,
+        )
+    else:
+        samples, labelled = bench_image_set(
+            cfg.cache_dir,
+            cfg.images.n_images,
+            cfg.images.n_labelled,
+            cfg.images.source_size,
+            cfg.seed,
+            cfg.images.generator_workers,
+        )
     if "data" in tasks:
         pipeline = {**OmegaConf.to_container(cfg.data, resolve=True), **OmegaConf.to_container(cfg.pipeline)}
         pipeline |= {"decoder": cfg.data.get("decoder", "auto"), "source_size": cfg.images.source_size}
