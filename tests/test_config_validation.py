@@ -18,6 +18,7 @@ INVALID = [
     ("data.num_workers=-1", r"data.num_workers=-1: expected an integer in 0..256"),
     ("data.on_bad_image=ignore", r"data.on_bad_image='ignore': expected skip or raise"),
     ("data.preprocess=stretch", r"data.preprocess='stretch': expected resize or center_crop"),
+    ("data.augment_on=gpu", r"data.augment_on='gpu': expected cpu or device"),
     ("data.augment.colour.p=1.5", r"data.augment.colour.p=1.5: expected a probability in \[0, 1\]"),
     (
         "data.augment.jpeg.quality_range=[90,10]",

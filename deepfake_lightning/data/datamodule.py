@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from deepfake_lightning.data.dataset import ImageDataset, collate_skipping
+from deepfake_lightning.data.device_augment import DEVICE_GROUPS, DeviceAugment
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.data.index import SPLITS, Index, describe, index_faces140k, index_folder
 from deepfake_lightning.data.leakage import Leak, report_leakage
@@ -22,6 +23,7 @@ from deepfake_lightning.data.transforms import build_eval_transform, build_train
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("faces140k", "folder")
+AUGMENT_ON = ("cpu", "device")
 IMAGENET_NORMALIZE = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
 
@@ -54,10 +56,13 @@ class DeepfakeDataModule(L.LightningDataModule):
         decoder: str = "auto",
         channels_last: bool = True,
         check_leakage: bool = False,
+        augment_on: str = "cpu",
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
             raise ValueError(f"data.layout={layout!r}: allowed {LAYOUTS}")
+        if augment_on not in AUGMENT_ON:
+            raise ValueError(f"data.augment_on={augment_on!r}: allowed {AUGMENT_ON}")
         self.root = str(root)
         self.layout = layout
         self.image_size = image_size
@@ -78,6 +83,8 @@ class DeepfakeDataModule(L.LightningDataModule):
         self.decoder = decoder
         self.channels_last = channels_last
         self.check_leakage = check_leakage
+        self.augment_on = augment_on
+        self.device_augment = DeviceAugment(self.augment, self.normalize) if augment_on == "device" else None
         self.index: Index | None = None
         self.leaks: list[Leak] = []
         self.verify_skipped: list[str] = []
@@ -132,10 +139,19 @@ class DeepfakeDataModule(L.LightningDataModule):
         assert self.index is not None
         require_trainable(self.index[split], split, self.root)
         quality = self.reencode_jpeg_quality
+        on_device = train and self.device_augment is not None  # uint8 from workers; the device does the rest
+        normalize = None if on_device else self.normalize
         transform = (
-            build_train_transform(self.image_size, self.preprocess, self.augment, self.normalize, quality)
+            build_train_transform(
+                self.image_size,
+                self.preprocess,
+                self.augment,
+                normalize,
+                quality,
+                skip_groups=DEVICE_GROUPS if on_device else (),
+            )
             if train
-            else build_eval_transform(self.image_size, self.preprocess, self.normalize, quality)
+            else build_eval_transform(self.image_size, self.preprocess, normalize, quality)
         )
         return ImageDataset(self.index[split], transform, self.on_bad_image, self.decoder)
 
@@ -154,9 +170,11 @@ class DeepfakeDataModule(L.LightningDataModule):
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """NHWC images make oneDNN/cuDNN run the whole network channels-last: 1.4-1.9x faster training steps
-        on CPU (docs/benchmarks.md); the values are unchanged, only the memory layout."""
+        """Device-side train augmentation (`augment_on=device`), then NHWC: channels-last makes oneDNN/cuDNN run the
+        whole network channels-last, 1.4-1.9x faster training steps on CPU (docs/benchmarks.md)."""
         image = batch.get("image") if isinstance(batch, dict) else None
+        if self.device_augment is not None and isinstance(image, torch.Tensor) and image.dtype == torch.uint8:
+            image = batch["image"] = self.device_augment.to(image.device)(image)  # train batches only
         if self.channels_last and isinstance(image, torch.Tensor) and image.dim() == 4:
             batch["image"] = image.contiguous(memory_format=torch.channels_last)
         return batch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import albumentations as A
@@ -91,7 +91,10 @@ AUGMENTATION_GROUPS = {
 }
 
 
-def _finish(normalize: Mapping[str, Any]) -> list[A.BasicTransform]:
+def _finish(normalize: Mapping[str, Any] | None) -> list[A.BasicTransform]:
+    """Normalised float CHW, or uint8 CHW (`normalize=None`) for `augment_on=device` (DeviceAugment)."""
+    if normalize is None:
+        return [ToTensorV2()]
     return [A.Normalize(mean=tuple(normalize["mean"]), std=tuple(normalize["std"])), ToTensorV2()]
 
 
@@ -106,7 +109,10 @@ class _Pipeline:
 
 
 def build_eval_transform(
-    image_size: int, preprocess: str, normalize: Mapping[str, Any], reencode_jpeg_quality: int | None = None
+    image_size: int,
+    preprocess: str,
+    normalize: Mapping[str, Any] | None,
+    reencode_jpeg_quality: int | None = None,
 ) -> _Pipeline:
     """Deterministic; `build_eval_transform(**module.hparams["preprocessing"])` rebuilds it for inference."""
     steps = _reencode(reencode_jpeg_quality) + _to_size(image_size, preprocess)
@@ -117,10 +123,14 @@ def build_train_transform(
     image_size: int,
     preprocess: str,
     augment: Mapping[str, Any],
-    normalize: Mapping[str, Any],
+    normalize: Mapping[str, Any] | None,
     reencode_jpeg_quality: int | None = None,
+    skip_groups: Collection[str] = (),
 ) -> _Pipeline:
-    """`augment.random_crop=true` replaces the deterministic route with a random native-resolution crop."""
+    """`augment.random_crop=true` replaces the deterministic route with a random native-resolution crop.
+
+    `skip_groups` are left to the device (`augment_on=device`), which then also normalises (`normalize=None`).
+    """
     steps = _reencode(reencode_jpeg_quality)
     if augment.get("random_crop", False):
         steps += [
@@ -136,6 +146,6 @@ def build_train_transform(
         )
     for name, factory in AUGMENTATION_GROUPS.items():
         group = augment.get(name)
-        if group and group.get("enabled", False):
+        if group and group.get("enabled", False) and name not in skip_groups:
             steps += factory(group)
     return _Pipeline(A.Compose(steps + _finish(normalize)))

@@ -58,6 +58,7 @@ def validate_data(cfg: DictConfig) -> None:
     _check(cfg, "data.preprocess", lambda v: v in ("resize", "center_crop"), "resize or center_crop")
     _check(cfg, "data.layout", lambda v: v in ("faces140k", "folder"), "faces140k or folder")
     _check(cfg, "data.decoder", lambda v: v in ("auto", "pil", "simplejpeg"), "auto, pil or simplejpeg")
+    _check(cfg, "data.augment_on", lambda v: v in ("cpu", "device"), "cpu or device")
     _check(
         cfg,
         "data.reencode_jpeg_quality",
