@@ -66,6 +66,8 @@ def test_smoke_bench_writes_valid_rows_with_baselines_and_ratios(smoke_report: P
         assert baselines and all(r["ratio_to_baseline"] == 1.0 for r in baselines), task
     assert all(r["ratio_to_baseline"] is not None for r in rows if "error" not in r["extra"])
     assert all(set(ROW_FIELDS) <= set(r) for r in rows)
+    stages = {r["stage"] for r in rows if r["task"] == "data"}
+    assert {"decode", "train_aug", "train_uint8", "device_augment"} <= stages  # augment_on=device split
     eager = [r for r in rows if r["task"] == "inference" and r["backend"] == "eager"]
     assert sorted(r["batch_size"] for r in eager) == [1, 2, 4]  # single image, batch_sizes, batch_size
     int8 = [r for r in rows if r["task"] == "inference" and r["precision"] == "int8"]

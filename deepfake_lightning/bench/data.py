@@ -1,4 +1,5 @@
-"""Input pipeline: JPEG decoders, decode + train augmentation, decode + eval transform, 1..N DataLoader workers.
+"""Input pipeline: JPEG decoders, decode + train augmentation, decode + eval transform, 1..N DataLoader workers,
+and the `augment_on=device` split (the workers' uint8 part per core, kornia's batch part on the device).
 
 In-process rows run on one core (torch and OpenCV limited to one thread), so they read as images/s per core.
 DataLoader rows use the project's own `ImageDataset` + `collate_skipping`, i.e. what training really runs.
@@ -16,8 +17,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from deepfake_lightning.bench.rows import PeakMemory, Row, Timing, make_row
+from deepfake_lightning.bench.rows import (
+    PeakMemory,
+    Row,
+    Timing,
+    device_label,
+    make_row,
+    sync_for,
+    time_calls,
+)
 from deepfake_lightning.data.dataset import ImageDataset, collate_skipping
+from deepfake_lightning.data.device_augment import DEVICE_GROUPS, DeviceAugment
 from deepfake_lightning.data.images import load_rgb
 from deepfake_lightning.data.index import Sample
 from deepfake_lightning.data.transforms import build_eval_transform, build_train_transform
@@ -71,11 +81,18 @@ def _time_per_image(fn: Callable[[str], Any], paths: Sequence[str], passes: int)
 
 
 def _transforms(cfg: Mapping[str, Any]) -> dict[str, Callable[[np.ndarray], torch.Tensor]]:
-    size, preprocess, normalize = cfg["image_size"], cfg["preprocess"], cfg["normalize"]
+    size, preprocess, normalize, augment = (
+        cfg["image_size"],
+        cfg["preprocess"],
+        cfg["normalize"],
+        cfg["augment"],
+    )
     return {
         "decode": lambda image: image,
-        "train_aug": build_train_transform(size, preprocess, cfg["augment"], normalize),
+        "train_aug": build_train_transform(size, preprocess, augment, normalize),
         "eval_transform": build_eval_transform(size, preprocess, normalize),
+        # augment_on=device: what is left for the workers (decode, size, CPU-only groups; uint8 out)
+        "train_uint8": build_train_transform(size, preprocess, augment, None, skip_groups=DEVICE_GROUPS),
     }
 
 
@@ -86,7 +103,9 @@ def bench_in_process(samples: Sequence[Sample], cfg: Mapping[str, Any]) -> list[
     transforms = _transforms(cfg)
     plans = [(decoder, "decode") for decoder in cfg["decoders"]]
     plans += [
-        (decoder, stage) for stage in ("train_aug", "eval_transform") for decoder in ("pil", cfg["decoder"])
+        (decoder, stage)
+        for stage in ("train_aug", "eval_transform", "train_uint8")
+        for decoder in ("pil", cfg["decoder"])
     ]
     with one_core():
         for decoder, stage in plans:
@@ -144,16 +163,42 @@ def _row(
         timing,
         memory,
         device="cpu",
-        precision="uint8" if stage == "decode" else "fp32",
+        precision="uint8" if stage in ("decode", "train_uint8") else "fp32",
         image_size=cfg["image_size"] if stage != "decode" else cfg["source_size"],
         threads=threads,
         **fields,
     )
 
 
-def bench_data(samples: Sequence[Sample], cfg: Mapping[str, Any]) -> list[Row]:
+def bench_device_augment(samples: Sequence[Sample], cfg: Mapping[str, Any], device: torch.device) -> Row:
+    """`augment_on=device`: kornia's train augmentation + normalisation of a uint8 batch on `device`."""
+    transform = _transforms(cfg)["train_uint8"]
+    images = [transform(load_rgb(path)) for path, _ in samples[: cfg["batch_size"]]]
+    batch = torch.stack(images).to(device)
+    augment = DeviceAugment(cfg["augment"], cfg["normalize"]).to(device)
+    sync = sync_for(device)
+    with PeakMemory(device) as memory:
+        timing = time_calls(lambda: augment(batch), len(batch), cfg["device_iters"], 2, sync)
+    return make_row(
+        "data",
+        "device_augment",
+        "kornia",
+        timing,
+        memory,
+        device=device_label(device),
+        precision="fp32",
+        batch_size=len(batch),
+        image_size=cfg["image_size"],
+        workers=0,
+        threads=torch.get_num_threads(),
+    )
+
+
+def bench_data(samples: Sequence[Sample], cfg: Mapping[str, Any], device: torch.device = CPU) -> list[Row]:
     rows = bench_in_process(samples, cfg)
     for stage in cfg["loader_stages"]:
         for workers in cfg["workers"]:
             rows.append(bench_loader(samples, cfg, workers, stage))
+    if cfg.get("device_augment", True):
+        rows.append(bench_device_augment(samples, cfg, device))
     return rows

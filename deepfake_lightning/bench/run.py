@@ -166,7 +166,7 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     if "data" in tasks:
         pipeline = {**OmegaConf.to_container(cfg.data, resolve=True), **OmegaConf.to_container(cfg.pipeline)}
         pipeline |= {"decoder": cfg.data.get("decoder", "auto"), "source_size": cfg.images.source_size}
-        rows += bench_data(samples, pipeline)
+        rows += bench_data(samples, pipeline, device)
     if "index" in tasks:
         rows += bench_index(cfg.cache_dir, cfg.index)
     net, preprocessing = load_network(cfg.model, cfg.ckpt_path)
