@@ -16,6 +16,7 @@ from deepfake_lightning.export import export
 from deepfake_lightning.inference import Detector
 from deepfake_lightning.inference.export_model import export_model
 from deepfake_lightning.inference.metadata import ModelFileError, metadata_path, sha256_file
+from deepfake_lightning.inference.ort_sessions import PerCoreSessions
 from deepfake_lightning.utils.config_validation import ConfigError
 from tests.fixtures_inference import compose_entry, face_like_image
 
@@ -52,6 +53,21 @@ def test_onnx_matches_pytorch_for_any_batch_size(tiny_onnx: Path, tiny_ckpt: Pat
         for a, b in zip(expected, got, strict=True):
             assert abs(a.p_fake - b.p_fake) <= PARITY
             assert np.allclose(a.attention, b.attention, atol=1e-4)
+
+
+def test_per_core_sessions_give_the_same_scores_and_attention(tiny_onnx: Path) -> None:
+    one = Detector.load(tiny_onnx, calibration="none")
+    split = Detector.load(tiny_onnx, calibration="none", onnx_sessions=2)
+    assert isinstance(split.backend.session, PerCoreSessions) and split.backend.session.n == 2
+    for n in (1, 3):  # one image runs whole on the first session; three split 2 + 1
+        images = _images(n)
+        for a, b in zip(
+            one.predict(images, attention=True), split.predict(images, attention=True), strict=True
+        ):
+            assert abs(a.p_fake - b.p_fake) <= 1e-6
+            assert np.allclose(a.attention, b.attention, atol=1e-6)
+    with pytest.raises(ValueError, match="one batched input"):
+        split.backend.session.run(None, {"image": np.zeros((2, 3, 8, 8), np.float32), "other": np.zeros(1)})
 
 
 def test_backend_onnx_on_a_checkpoint_exports_in_memory(tiny_ckpt: Path) -> None:

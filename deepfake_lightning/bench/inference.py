@@ -32,6 +32,7 @@ class Backend:
     precision: str
     build: Callable[[], Predictor]
     batched: bool = True  # False: the baseline, measured one image at a time only
+    batched_only: bool = False  # True: one image would run on one core, the same as another row
 
 
 def _torch_predictor(
@@ -53,9 +54,11 @@ def _torch_predictor(
     return build
 
 
-def _ort_predictor(path: Path, threads: int, device: torch.device) -> Callable[[], Predictor]:
+def _ort_predictor(
+    path: Path, threads: int, device: torch.device, per_core: bool = False
+) -> Callable[[], Predictor]:
     def build() -> Predictor:
-        session = onnx_runtime.ort_session(path, threads, device)
+        session = onnx_runtime.ort_session(path, threads, device, per_core)
         return lambda batch: onnx_runtime.run_session(session, batch.numpy())
 
     return build
@@ -92,9 +95,13 @@ def backends(
                 _ort_predictor(onnx_paths["fp32"], threads, ort_device),
             )
         )
+    cpu = torch.device("cpu")
     if "int8" in onnx_paths:  # integer QDQ kernels are a CPU-provider feature
-        cpu = torch.device("cpu")
         found.append(Backend("onnxruntime:cpu", "int8", _ort_predictor(onnx_paths["int8"], threads, cpu)))
+    if threads > 1:  # one single-thread session per core, each on a slice of the batch
+        for precision, path in onnx_paths.items():
+            predictor = _ort_predictor(path, threads, cpu, per_core=True)
+            found.append(Backend("onnxruntime:cpu:per_core", precision, predictor, batched_only=True))
     return found
 
 
@@ -143,7 +150,7 @@ def bench_inference(
         log.info("inference %s %s %dpx", backend.name, backend.precision, image_size)
         try:
             predict = backend.build()
-            measured = [(1, cfg["single_iters"])]
+            measured = [] if backend.batched_only else [(1, cfg["single_iters"])]
             if backend.batched:
                 measured += [(size, cfg["iters"]) for size in _batch_sizes(cfg, len(batch))]
             for batch_size, iters in measured:

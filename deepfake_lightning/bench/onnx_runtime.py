@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepfake_lightning.inference.ort_sessions import PerCoreSessions, session_options
+
 log = logging.getLogger(__name__)
 INPUT_NAME, OUTPUT_NAME = "image", "logit"
 
@@ -77,18 +79,16 @@ def quantize_int8(
     return out_path
 
 
-def ort_session(path: str | Path, threads: int, device: torch.device) -> Any:
-    """An ORT session with every graph optimisation; the CUDA provider when asked for and installed."""
+def ort_session(path: str | Path, threads: int, device: torch.device, per_core: bool = False) -> Any:
+    """An ORT session with every graph optimisation (the CUDA provider when asked for), or `PerCoreSessions`."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
+    if per_core:
+        return PerCoreSessions(path, threads)
     providers = ["CPUExecutionProvider"]
     if device.type == "cuda":
         providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(str(path), options, providers=providers)
+    return ort.InferenceSession(str(path), session_options(threads), providers=providers)
 
 
 def ort_providers() -> list[str]:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from deepfake_lightning.inference.ort_sessions import PerCoreSessions, session_options
 
 BACKENDS = ("auto", "torch", "onnx")
 INPUT_NAME = "image"
@@ -84,16 +86,18 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0) -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0, sessions: int = 1) -> None:
+        """`sessions=1`: one session on `threads` cores; 0 (every core) or N on a CPU: `PerCoreSessions`."""
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
         providers = ["CPUExecutionProvider"]
         if resolve_device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            if sessions != 1 and providers == ["CPUExecutionProvider"]:
+                self.session: Any = PerCoreSessions(path, sessions, providers)
+            else:
+                self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
         except Exception as err:  # InvalidProtobuf, InvalidGraph, NoSuchFile...
             from deepfake_lightning.inference.metadata import ModelFileError
 

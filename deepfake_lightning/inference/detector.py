@@ -170,9 +170,14 @@ class Detector(BaseDetector):
         calibration: str | Path | None = "auto",
         threshold: float | None = None,
         device: str = "cpu",
+        onnx_sessions: int = 1,
         **options: Any,
     ) -> Detector:
-        """`.ckpt` -> torch (or ONNX Runtime via an in-memory export); `.onnx` + `.onnx.json` -> ONNX Runtime."""
+        """`.ckpt` -> torch (or ONNX Runtime via an in-memory export); `.onnx` + `.onnx.json` -> ONNX Runtime.
+
+        `onnx_sessions`: 1 = one ONNX Runtime session on every core (lowest single-image latency); 0 = one
+        single-thread session per core, each scoring a slice of a batch (the faster path for batches on CPU).
+        """
         path = Path(path)
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: allowed {BACKENDS}")
@@ -182,7 +187,7 @@ class Detector(BaseDetector):
             info = info_from_metadata(read_metadata(path), path)
             if calibration != "auto":  # the export already carries the run's calibration
                 info = _recalibrate(info, resolve_calibration(path, calibration))
-            runtime: Backend = OnnxBackend(path, device)
+            runtime: Backend = OnnxBackend(path, device, sessions=onnx_sessions)
         elif path.suffix in (".pt", ".torchscript"):
             raise ModelFileError(
                 f"{path}: TorchScript exports are for deployment elsewhere; load the .ckpt or an exported .onnx"
@@ -193,7 +198,9 @@ class Detector(BaseDetector):
             module = load_detector_module(path)
             info = info_from_module(module, path, calibration)
             runtime = (
-                _onnx_from_module(module, device) if backend == "onnx" else TorchBackend(module.net, device)
+                _onnx_from_module(module, device, onnx_sessions)
+                if backend == "onnx"
+                else TorchBackend(module.net, device)
             )
         if threshold is not None:
             info.threshold = float(threshold)
@@ -225,7 +232,7 @@ def _recalibrate(info: ModelInfo, path: Path | None) -> ModelInfo:
     return info
 
 
-def _onnx_from_module(module: Any, device: str) -> OnnxBackend:
+def _onnx_from_module(module: Any, device: str, sessions: int = 1) -> OnnxBackend:
     """backend=onnx on a checkpoint: export to a temporary file, load it into ONNX Runtime, delete the file."""
     from deepfake_lightning.inference.export_model import export_onnx
 
@@ -233,7 +240,7 @@ def _onnx_from_module(module: Any, device: str) -> OnnxBackend:
         path = export_onnx(
             module.net, Path(tmp) / "model.onnx", int(module.hparams["preprocessing"]["image_size"])
         )
-        return OnnxBackend(path, device)
+        return OnnxBackend(path, device, sessions=sessions)
 
 
 def load_detector(models: str | Path | Sequence[str | Path], **options: Any) -> BaseDetector:

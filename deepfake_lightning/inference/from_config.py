@@ -52,7 +52,13 @@ def validate_detector_config(cfg: DictConfig) -> list[str]:
     threshold = _get(cfg, "threshold")
     if threshold is not None and not (isinstance(threshold, (int, float)) and 0 <= threshold <= 1):
         raise ConfigError(f"threshold={threshold!r}: expected null or a number in [0, 1]")
-    for key, low in (("min_size", 0), ("max_pixels", 1), ("batch_size", 1), ("num_workers", 0)):
+    for key, low in (
+        ("min_size", 0),
+        ("max_pixels", 1),
+        ("batch_size", 1),
+        ("num_workers", 0),
+        ("onnx_sessions", 0),
+    ):
         value = _get(cfg, key)
         if value is not None and not _is_int(value, low):
             raise ConfigError(f"{key}={value!r}: expected an integer >= {low}")
@@ -68,7 +74,7 @@ def detector_from_config(cfg: DictConfig) -> BaseDetector:
         "device": _get(cfg, "device", "cpu"),
         "face_crop": bool(_get(cfg, "face_crop", False)),
     }
-    for key in ("min_size", "max_pixels"):
+    for key in ("min_size", "max_pixels", "onnx_sessions"):
         if _get(cfg, key) is not None:
             options[key] = int(_get(cfg, key))
     return load_detector(paths if len(paths) > 1 else paths[0], **options)
