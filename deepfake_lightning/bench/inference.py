@@ -20,6 +20,7 @@ from torchmetrics.functional.classification import binary_auroc
 from deepfake_lightning.bench import onnx_runtime
 from deepfake_lightning.bench.models import autocast, precisions_for, prepared
 from deepfake_lightning.bench.rows import PeakMemory, Row, device_label, make_row, sync_for, time_calls
+from deepfake_lightning.inference.backends import TorchBackend
 from deepfake_lightning.models import DeepfakeDetector
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,16 @@ def _torch_predictor(
     return build
 
 
+def _product_torch_predictor(net: DeepfakeDetector, device: torch.device) -> Callable[[], Predictor]:
+    """What `predict`/`serve` run for a .ckpt: BatchNorm folded into the convolutions, channels-last."""
+
+    def build() -> Predictor:
+        backend = TorchBackend(net, str(device))
+        return lambda batch: backend(batch)[0].astype(np.float32)
+
+    return build
+
+
 def _ort_predictor(
     path: Path, threads: int, device: torch.device, per_core: bool = False
 ) -> Callable[[], Predictor]:
@@ -82,6 +93,7 @@ def backends(
                     "compile+channels_last", precision, _torch_predictor(net, device, precision, True, True)
                 )
             )
+    found.append(Backend("eager+channels_last+fold_bn", "fp32", _product_torch_predictor(net, device)))
     threads = torch.get_num_threads()
     providers = onnx_runtime.ort_providers()
     ort_device = (
@@ -172,7 +184,11 @@ def bench_inference(
                     threads=torch.get_num_threads(),
                 )
                 rows.append(row)
-            if backend.precision != "fp32" or backend.name.startswith("onnxruntime"):
+            if (
+                backend.precision != "fp32"
+                or backend.name.startswith("onnxruntime")
+                or "fold" in backend.name
+            ):
                 accuracy = _accuracy(_predict_all(predict, images, cfg["batch_size"]), reference, targets)
                 for row in rows[-len(measured) :]:
                     row.extra |= accuracy
