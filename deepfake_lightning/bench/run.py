@@ -178,6 +178,8 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
             "preprocess": cfg.data.preprocess,
             "normalize": OmegaConf.to_container(cfg.data.normalize),
         }
+        if not cfg.inference.get("checkpoint_size", True):  # the network is fully convolutional
+            preprocessing["image_size"] = cfg.inference.image_size
         transform = build_eval_transform(**preprocessing)
         images, targets = _tensors(samples, transform)
         if not cfg.ckpt_path:
