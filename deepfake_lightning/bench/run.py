@@ -19,7 +19,6 @@ from deepfake_lightning.bench.images import bench_image_set, folder_image_set
 from deepfake_lightning.bench.index import bench_index
 from deepfake_lightning.bench.inference import bench_inference
 from deepfake_lightning.bench.models import fit_head, load_network, prepared, reestimate_batchnorm
-from deepfake_lightning.bench.onnx_runtime import export_onnx, quantize_int8
 from deepfake_lightning.bench.profile import profile_model
 from deepfake_lightning.bench.report import write_report
 from deepfake_lightning.bench.rows import Row
@@ -27,6 +26,8 @@ from deepfake_lightning.bench.train import bench_train, train_step_fn
 from deepfake_lightning.data.images import load_rgb
 from deepfake_lightning.data.index import Sample
 from deepfake_lightning.data.transforms import build_eval_transform
+from deepfake_lightning.inference.export_model import export_onnx
+from deepfake_lightning.inference.quantize import quantize_int8
 
 log = logging.getLogger(__name__)
 PACKAGES = (
@@ -76,19 +77,23 @@ def prepare_network(net: Any, images: torch.Tensor, targets: torch.Tensor, cfg: 
 
 
 def export_backends(
-    net: Any, images: torch.Tensor, cfg: DictConfig, out_dir: Path
+    net: Any, samples: list[Sample], preprocessing: dict[str, Any], cfg: DictConfig, out_dir: Path
 ) -> tuple[dict[str, Path], dict]:
-    """fp32 ONNX and its static int8 (QDQ) version, calibrated on the timing images."""
+    """fp32 ONNX and its static int8 (QDQ) version, as `export` makes them, calibrated on the timing images."""
     paths: dict[str, Path] = {}
     info: dict[str, Any] = {}
     if not cfg.inference.onnx:
         return paths, info
-    paths["fp32"] = export_onnx(net, out_dir / "onnx" / "model_fp32.onnx", images.shape[-1])
+    paths["fp32"] = export_onnx(net, out_dir / "onnx" / "model_fp32.onnx", int(preprocessing["image_size"]))
     info["onnx_fp32_mb"] = round(paths["fp32"].stat().st_size / 1e6, 2)
     int8 = cfg.inference.int8
     if int8.enabled:
-        calibration = [b.numpy() for b in images[: int8.calibration_images].split(8)]
-        paths["int8"] = quantize_int8(paths["fp32"], out_dir / "onnx" / "model_int8.onnx", calibration, int8)
+        calibration = [Path(path) for path, _ in samples[: int8.calibration_images]]
+        options = OmegaConf.to_container(int8, resolve=True)
+        quantized = quantize_int8(
+            paths["fp32"], out_dir / "onnx" / "model_int8.onnx", preprocessing, calibration, options=options
+        )
+        paths["int8"] = quantized.path
         info["onnx_int8_mb"] = round(paths["int8"].stat().st_size / 1e6, 2)
     return paths, info
 
@@ -187,7 +192,7 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
         else:
             notes["model"] = f"checkpoint {cfg.ckpt_path}"
         if "inference" in tasks:
-            onnx_paths, info = export_backends(net, images, cfg, out_dir)
+            onnx_paths, info = export_backends(net, samples, preprocessing, cfg, out_dir)
             notes |= info
             rows += bench_inference(
                 net,

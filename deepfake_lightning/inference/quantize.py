@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,9 +93,19 @@ def _quiet_root_logger() -> Iterator[None]:
 
 
 def _quantize(
-    prepared: Path, output: Path, preprocessing: dict[str, Any], calibration_images: Sequence[Path] | None
+    prepared: Path,
+    output: Path,
+    preprocessing: dict[str, Any],
+    calibration_images: Sequence[Path] | None,
+    options: Mapping[str, Any],
 ) -> dict[str, Any]:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     if calibration_images:
         reader = _CalibrationReader(calibration_images, preprocessing)
@@ -106,7 +116,10 @@ def _quantize(
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            per_channel=True,
+            per_channel=bool(options.get("per_channel", True)),
+            calibrate_method=CalibrationMethod[options.get("calibrate_method") or "MinMax"],
+            nodes_to_exclude=list(options.get("nodes_to_exclude") or []),
+            op_types_to_quantize=list(options["op_types"]) if options.get("op_types") else None,
         )
         return {"mode": "static_qdq", "calibration_images": reader.count}
     # ConvInteger (what dynamic quantization makes of Conv) has CPU kernels for uint8 weights only
@@ -120,14 +133,19 @@ def quantize_int8(
     preprocessing: dict[str, Any],
     calibration_images: Sequence[Path] | None = None,
     eval_samples: Sequence[tuple[str, int]] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> QuantizedModel:
-    """Quantize `fp32` into `output`; with labelled `eval_samples`, measure AUROC of both."""
+    """Quantize `fp32` into `output`; with labelled `eval_samples`, measure AUROC of both.
+
+    `options` (static mode): `per_channel` (default true), `calibrate_method` (MinMax | Entropy | Percentile |
+    Distribution), `nodes_to_exclude`, `op_types` (null = every type ONNX Runtime can quantize).
+    """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = output.with_name(output.stem + ".pre.onnx")
     with _quiet_root_logger():
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        summary = _quantize(prepared, output, preprocessing, calibration_images)
+        summary = _quantize(prepared, output, preprocessing, calibration_images, options or {})
     prepared.unlink(missing_ok=True)
     summary["size_bytes_fp32"] = fp32.stat().st_size
     summary["size_bytes_int8"] = output.stat().st_size
