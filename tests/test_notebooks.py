@@ -63,3 +63,15 @@ def test_notebook_executes_on_a_sweep(name: str, sweep: Path, monkeypatch: pytes
     assert len(images) == {"ablation_analysis": 3, "training_curves": 1}[name]
     tables = "".join(out.get("data", {}).get("text/markdown", "") for out in outputs)
     assert "attention_off" in tables
+
+
+def test_seed_spread_counts_only_the_baseline_and_its_seeds() -> None:
+    from deepfake_lightning.sweeps.ablation import _seed_spread
+
+    def row(factor: str, auroc: float) -> dict:
+        return {"dataset": "d", "status": "ok", "factor": factor, "test_auroc": {"value": auroc}}
+
+    rows = [row("baseline", 0.9), row("seed", 0.8), row("seed", 0.85), row("attention", 0.5)]
+    line = _seed_spread(rows, "d")
+    assert "3 seeds" in line and "mean 0.8500" in line and "sd 0.0500" in line and "0.8000–0.9000" in line
+    assert _seed_spread(rows[:1], "d") == ""

@@ -330,3 +330,31 @@ def plot_explanations(groups: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
                 if s == 0 and c == 0:
                     ax.set_ylabel(title, fontsize=8)
     return _save(fig, path)
+
+
+def plot_auroc_matrix(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    cells: Sequence[Sequence[Mapping[str, Any] | None]],
+    path: str | Path,
+) -> Path:
+    """Train set (rows) x test set (columns) heatmap of AUROC, each cell annotated with its 95% CI."""
+    values = np.array(
+        [[np.nan if c is None else float(c.get("value", np.nan)) for c in row] for row in cells], dtype=float
+    )
+    fig = _new_figure(1.9 * len(columns) + 2.5, 0.9 * len(rows) + 1.8)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(values, cmap="RdYlGn", vmin=0.5, vmax=1.0)
+    fig.colorbar(image, ax=ax, label="test AUROC")
+    ax.set_xticks(range(len(columns)), labels=list(columns), rotation=20, ha="right")
+    ax.set_yticks(range(len(rows)), labels=list(rows))
+    ax.set_xlabel("tested on (its test split)")
+    ax.set_ylabel("trained on")
+    for i, row in enumerate(cells):
+        for j, cell in enumerate(row):
+            if cell is None:
+                continue
+            text = f"{cell['value']:.3f}\n[{cell['ci_low']:.3f}, {cell['ci_high']:.3f}]"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8)
+    ax.set_title("Cross-dataset AUROC (95% bootstrap CI)")
+    return _save(fig, path)

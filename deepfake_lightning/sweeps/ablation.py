@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
-from deepfake_lightning.evaluation.markdown import fmt, fmt_ci, markdown_table
+from deepfake_lightning.evaluation.markdown import fmt, fmt_ci, markdown_table, value_of
 from deepfake_lightning.evaluation.paired_bootstrap import paired_auroc_delta
 from deepfake_lightning.evaluation.predictions import read_predictions_csv
 from deepfake_lightning.sweeps.runs import find_job_dirs, load_history, read_job
@@ -159,8 +160,24 @@ def ablation_markdown(rows: Sequence[dict[str, Any]], seconds: dict[str, float])
         title = f"### {dataset} (n_test = {n_test}" + (
             f", sweep wall time {wall / 60:.1f} min)" if wall else ")"
         )
-        parts.append(title + "\n\n" + markdown_table(headers, cells))
+        parts.append(title + "\n\n" + markdown_table(headers, cells) + _seed_spread(rows, dataset))
     return "\n".join(parts)
+
+
+def _seed_spread(rows: Sequence[dict[str, Any]], dataset: str) -> str:
+    """The baseline's test AUROC over its seeds (``+ablation=seed_N`` rows): the noise a one-seed delta sits in."""
+    runs = [
+        value_of(r["test_auroc"])
+        for r in rows
+        if r["dataset"] == dataset and r["status"] == "ok" and r["factor"] in ("baseline", "seed")
+    ]
+    runs = [v for v in runs if isinstance(v, float)]
+    if len(runs) < 2:
+        return ""
+    return (
+        f"\nBaseline over {len(runs)} seeds: test AUROC mean {statistics.mean(runs):.4f}, "
+        f"sd {statistics.stdev(runs):.4f}, range {min(runs):.4f}–{max(runs):.4f}.\n"
+    )
 
 
 def _csv_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
