@@ -42,6 +42,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     trainer.test(module, datamodule=datamodule)
     extra = {"checkpoint": str(cfg.ckpt_path), "model": module.size(), "data": datamodule.counts()}
+    datamodule.write_split_manifest(output_dir / "splits.csv")
     extra["calibration"] = calibration
     results = write_test_outputs(module, output_dir, extra, temperature, threshold)
 

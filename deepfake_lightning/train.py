@@ -46,6 +46,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     info = {"model": model.size(), "data": datamodule.counts()}
     if is_rank_zero():
         (output_dir / "model_info.json").write_text(json.dumps(info, indent=2))
+        datamodule.write_split_manifest(output_dir / "splits.csv")
     log.info("model: %s", info["model"])
 
     if cfg.get("train"):

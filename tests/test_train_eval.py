@@ -16,6 +16,7 @@ from tests.conftest import make_140k_tree, make_folder_tree
 RUN_FILES = [
     "config.yaml",
     "model_info.json",
+    "splits.csv",
     "training_history.json",
     "training_progress.png",
     "test_results.json",
@@ -65,6 +66,7 @@ def test_train_writes_run_files_and_eval_matches(compose_cfg, folder_root: Path,
     for key in METRIC_KEYS:
         assert again[key]["value"] == pytest.approx(test[key]["value"], abs=1e-6), key
     assert (tmp_path / "eval" / "predictions.csv").read_text() == (run / "predictions.csv").read_text()
+    assert (tmp_path / "eval" / "splits.csv").read_text() == (run / "splits.csv").read_text()  # same split
 
 
 def test_resume_from_last_checkpoint(compose_cfg, folder_root: Path) -> None:

@@ -15,9 +15,17 @@ from torch.utils.data import DataLoader
 from deepfake_lightning.data.dataset import ImageDataset, collate_skipping
 from deepfake_lightning.data.device_augment import DEVICE_GROUPS, DeviceAugment
 from deepfake_lightning.data.images import BadImageError, load_rgb
-from deepfake_lightning.data.index import SPLITS, Index, describe, index_faces140k, index_folder
-from deepfake_lightning.data.leakage import Leak, report_leakage
+from deepfake_lightning.data.index import (
+    SPLITS,
+    DatasetLayoutError,
+    Index,
+    describe,
+    index_faces140k,
+    index_folder_with_groups,
+)
+from deepfake_lightning.data.leakage import GroupLeak, Leak, report_group_leakage, report_leakage
 from deepfake_lightning.data.split_checks import require_trainable, warn_single_class_splits
+from deepfake_lightning.data.split_manifest import write_split_manifest
 from deepfake_lightning.data.transforms import build_eval_transform, build_train_transform
 
 log = logging.getLogger(__name__)
@@ -57,12 +65,19 @@ class DeepfakeDataModule(L.LightningDataModule):
         channels_last: bool = True,
         check_leakage: bool = False,
         augment_on: str = "cpu",
+        labels_csv: str | None = None,
+        group_by: str | None = None,
+        max_per_class: int | None = None,
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
             raise ValueError(f"data.layout={layout!r}: allowed {LAYOUTS}")
         if augment_on not in AUGMENT_ON:
             raise ValueError(f"data.augment_on={augment_on!r}: allowed {AUGMENT_ON}")
+        folder_only = {"labels_csv": labels_csv, "group_by": group_by, "max_per_class": max_per_class}
+        for key, value in folder_only.items():
+            if value is not None and layout != "folder":
+                raise DatasetLayoutError(f"data.{key}={value!r}: applies to data=folder only, not {layout}")
         self.root = str(root)
         self.layout = layout
         self.image_size = image_size
@@ -84,9 +99,14 @@ class DeepfakeDataModule(L.LightningDataModule):
         self.channels_last = channels_last
         self.check_leakage = check_leakage
         self.augment_on = augment_on
+        self.labels_csv = labels_csv
+        self.group_by = group_by
+        self.max_per_class = max_per_class
         self.device_augment = DeviceAugment(self.augment, self.normalize) if augment_on == "device" else None
         self.index: Index | None = None
+        self.groups: dict[str, str] = {}  # path -> group, from the labels CSV's `group_by` column
         self.leaks: list[Leak] = []
+        self.group_leaks: list[GroupLeak] = []
         self.verify_skipped: list[str] = []
 
     def build_index(self) -> Index:
@@ -95,7 +115,17 @@ class DeepfakeDataModule(L.LightningDataModule):
             if self.use_all_for_test:
                 index = {"train": [], "valid": [], "test": [s for split in SPLITS for s in index[split]]}
             return index
-        return index_folder(self.root, self.split_ratios, self.split_seed, self.use_all_for_test)
+        index, groups = index_folder_with_groups(
+            self.root,
+            self.split_ratios,
+            self.split_seed,
+            self.use_all_for_test,
+            self.labels_csv,
+            self.group_by,
+            self.max_per_class,
+        )
+        self.groups = groups
+        return index
 
     def setup(self, stage: str | None = None) -> None:
         if self.index is not None:
@@ -108,7 +138,15 @@ class DeepfakeDataModule(L.LightningDataModule):
         warn_single_class_splits(index, self.root)
         if self.check_leakage:
             self.leaks = report_leakage(index, self.root)
+        if self.groups:  # reads no file, so it runs whenever groups are known: what data.group_by promises
+            self.group_leaks = report_group_leakage(index, self.groups, self.root)
         self.index = index
+
+    def write_split_manifest(self, path: str | Path) -> Path:
+        """`splits.csv` (path, split, label, group) of the index this module serves."""
+        self.setup()
+        assert self.index is not None
+        return write_split_manifest(path, self.index, self.groups)
 
     def _verified(self, index: Index) -> Index:
         """Decode every file once before training, so bad files are known up front."""

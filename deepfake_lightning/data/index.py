@@ -122,12 +122,16 @@ def index_faces140k(root: str | Path) -> Index:
     return index
 
 
-def stratified_split(samples: Sequence[Sample], ratios: Sequence[float], seed: int) -> Index:
-    """Seeded split of each class by `ratios` (train, valid, test) so class balance is kept per split."""
+def _check_ratios(ratios: Sequence[float]) -> None:
     if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
         raise DatasetLayoutError(
             f"data.split_ratios={list(ratios)}: expected 3 non-negative values summing to 1"
         )
+
+
+def stratified_split(samples: Sequence[Sample], ratios: Sequence[float], seed: int) -> Index:
+    """Seeded split of each class by `ratios` (train, valid, test) so class balance is kept per split."""
+    _check_ratios(ratios)
     index: Index = {split: [] for split in SPLITS}
     rng = random.Random(seed)
     for target in sorted(CLASS_TARGETS.values()):
@@ -146,34 +150,81 @@ def index_folder(
     split_ratios: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     use_all_for_test: bool = False,
+    labels_csv: str | None = None,
+    group_by: str | None = None,
+    max_per_class: int | None = None,
 ) -> Index:
     """`root/{train,valid,test}/{real,fake}/**` as given, or `root/{real,fake}/**` split by seeded ratios."""
+    grouping = {"labels_csv": labels_csv, "group_by": group_by, "max_per_class": max_per_class}
+    return index_folder_with_groups(root, split_ratios, seed, use_all_for_test, **grouping)[0]
+
+
+def index_folder_with_groups(
+    root: str | Path,
+    split_ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    use_all_for_test: bool = False,
+    labels_csv: str | None = None,
+    group_by: str | None = None,
+    max_per_class: int | None = None,
+) -> tuple[Index, dict[str, str]]:
+    """The index and each file's group (path -> value of the CSV's `group_by` column; empty without one).
+
+    With `group_by`, a ratio split keeps every group in one split; given train/valid/test folders are kept as
+    they are (the leakage check reports groups they share). `max_per_class` caps a ratio-split folder before
+    it is split, in whole groups."""
+    from deepfake_lightning.data.labels_csv import read_groups, resolve_labels_csv
+
     root = Path(root)
     if not root.is_dir():
         raise DatasetLayoutError(
             f"data.root={root} does not exist; expected root/{{real,fake}}/** or root/{{train,valid,test}}/{{real,fake}}"
         )
-    if all((root / split).is_dir() for split in SPLITS):
-        index = {split: _class_folders(root / split) for split in SPLITS}
-        if use_all_for_test:
-            index = {"train": [], "valid": [], "test": [s for split in SPLITS for s in index[split]]}
-        return index
-    if not any((root / name).is_dir() for name in CLASS_TARGETS):
-        present = [split for split in SPLITS if (root / split).is_dir()]
-        if present:
-            missing = [split for split in SPLITS if split not in present]
+    given = all((root / split).is_dir() for split in SPLITS)
+    if given:
+        if max_per_class is not None:
             raise DatasetLayoutError(
-                f"data.root={root} has {' '.join(s + '/' for s in present)} but no "
-                f"{' '.join(s + '/' for s in missing)}: expected all of train/ valid/ test/ (each with real/ fake/), "
-                "or root/{real,fake}/** split by data.split_ratios"
+                f"data.max_per_class={max_per_class}: caps root/{{real,fake}} folders before they are split; "
+                f"data.root={root} has given train/ valid/ test/ splits"
             )
-        raise DatasetLayoutError(
-            f"data.root={root} has neither real/ and fake/ nor train/ valid/ test/ folders"
-        )
-    samples = _class_folders(root)
+        index = {split: _class_folders(root / split) for split in SPLITS}
+        samples = [s for split in SPLITS for s in index[split]]
+    else:
+        _require_class_folders(root)
+        samples = _class_folders(root)
+    csv_path = resolve_labels_csv(root, labels_csv, group_by)
+    asked = bool(labels_csv or group_by)
+    groups = read_groups(csv_path, root, samples, group_by, asked) if csv_path is not None else {}
+    if given:
+        if use_all_for_test:
+            index = {"train": [], "valid": [], "test": samples}
+        return index, groups
+    if max_per_class is not None:
+        from deepfake_lightning.data.group_split import cap_per_class
+
+        samples = cap_per_class(samples, groups, max_per_class, seed)
     if use_all_for_test:
-        return {"train": [], "valid": [], "test": samples}
-    return stratified_split(samples, split_ratios, seed)
+        return {"train": [], "valid": [], "test": samples}, groups
+    if group_by:
+        from deepfake_lightning.data.group_split import grouped_split
+
+        _check_ratios(split_ratios)
+        return grouped_split(samples, groups, split_ratios, seed), groups
+    return stratified_split(samples, split_ratios, seed), groups
+
+
+def _require_class_folders(root: Path) -> None:
+    if any((root / name).is_dir() for name in CLASS_TARGETS):
+        return
+    present = [split for split in SPLITS if (root / split).is_dir()]
+    if present:
+        missing = [split for split in SPLITS if split not in present]
+        raise DatasetLayoutError(
+            f"data.root={root} has {' '.join(s + '/' for s in present)} but no "
+            f"{' '.join(s + '/' for s in missing)}: expected all of train/ valid/ test/ (each with real/ fake/), "
+            "or root/{real,fake}/** split by data.split_ratios"
+        )
+    raise DatasetLayoutError(f"data.root={root} has neither real/ and fake/ nor train/ valid/ test/ folders")
 
 
 def describe(index: Index) -> dict[str, dict[str, int]]:

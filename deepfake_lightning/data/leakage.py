@@ -3,6 +3,9 @@
 Files are compared by size first (one `stat` each) and only files whose size occurs in more than one split
 are hashed (SHA-1 of the bytes), so the check reads a small part of a typical dataset. It finds byte-identical
 copies (a file copied or linked into two splits, the same photo listed twice), not re-encoded near-duplicates.
+
+When the files have groups (`data.group_by`: a source video, a person), a group with members in two splits is
+leakage too: a fake and the real frame it was made from are near-copies. That check reads no file.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import hashlib
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from deepfake_lightning.data.index import Index
@@ -63,6 +67,46 @@ def find_cross_split_duplicates(index: Index) -> list[Leak]:
                 by_hash[digest][split].append(path)
     leaks = [Leak(digest, dict(splits)) for digest, splits in by_hash.items() if len(splits) > 1]
     return sorted(leaks, key=lambda leak: leak.describe())
+
+
+@dataclass(frozen=True)
+class GroupLeak:
+    """One group with members in several splits: split -> its paths there."""
+
+    group: str
+    paths: dict[str, list[str]]
+
+    def describe(self) -> str:
+        counts = ", ".join(f"{split}:{len(paths)}" for split, paths in sorted(self.paths.items()))
+        return f"{self.group} ({counts})"
+
+
+def find_cross_split_groups(index: Index, groups: Mapping[str, str]) -> list[GroupLeak]:
+    """Groups whose members sit in more than one split, sorted by group; files without a group are ignored."""
+    members: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for split, samples in index.items():
+        for path, _ in samples:
+            group = groups.get(path)
+            if group:
+                members[group][split].append(path)
+    leaks = [GroupLeak(group, dict(splits)) for group, splits in members.items() if len(splits) > 1]
+    return sorted(leaks, key=lambda leak: leak.group)
+
+
+def report_group_leakage(index: Index, groups: Mapping[str, str], root: str) -> list[GroupLeak]:
+    """Warn with the count and the first groups found in two splits; returns all of them."""
+    leaks = find_cross_split_groups(index, groups)
+    if leaks:
+        files = sum(len(paths) for leak in leaks for paths in leak.paths.values())
+        log.warning(
+            "data leakage: %d group(s) of %s have members in more than one split (%d files): %s%s",
+            len(leaks),
+            root,
+            files,
+            "; ".join(leak.describe() for leak in leaks[:SHOWN]),
+            " ..." if len(leaks) > SHOWN else "",
+        )
+    return leaks
 
 
 def report_leakage(index: Index, root: str) -> list[Leak]:

@@ -93,6 +93,33 @@ def validate_data(cfg: DictConfig) -> None:
             f"data.root={root!r}: folder not found; for faces140k expected "
             "real_vs_fake/real-vs-fake/{train,valid,test}/{real,fake}, for folder data root/{real,fake}"
         )
+    validate_grouping(cfg)
+
+
+def validate_grouping(cfg: DictConfig) -> None:
+    """`data.labels_csv`, `data.group_by`, `data.max_per_class`: folder data only; a needed CSV must exist."""
+    _check(cfg, "data.labels_csv", lambda v: isinstance(v, str) and v.strip() != "", "null or a CSV path")
+    _check(
+        cfg, "data.group_by", lambda v: isinstance(v, str) and v.strip() != "", "null or a CSV column name"
+    )
+    _check(cfg, "data.max_per_class", lambda v: _is_int(v) and v >= 1, "null or an integer >= 1")
+    synthetic = "synthetic" in str(_get(cfg, "data._target_")).lower()
+    layout = "faces140k" if synthetic else _get(cfg, "data.layout")
+    for key in ("data.labels_csv", "data.group_by", "data.max_per_class"):
+        value = _get(cfg, key)
+        if value is not None and layout != "folder":
+            raise ConfigError(
+                f"{key}={value!r}: applies to data=folder only; {layout} data has given train/valid/test splits"
+            )
+    root, group_by = _get(cfg, "data.root"), _get(cfg, "data.group_by")
+    if root is not None and layout == "folder" and Path(root).is_dir():
+        from deepfake_lightning.data.index import DatasetLayoutError
+        from deepfake_lightning.data.labels_csv import resolve_labels_csv
+
+        try:
+            resolve_labels_csv(Path(root), _get(cfg, "data.labels_csv"), group_by)
+        except DatasetLayoutError as err:
+            raise ConfigError(str(err)) from None
 
 
 def validate_model(cfg: DictConfig) -> None:
