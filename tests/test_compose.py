@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-EXPERIMENTS = ["advanced_v2", "fast", "faceswap_scratch"]
+EXPERIMENTS = ["advanced_v2", "fast", "faceswap_scratch", "ffhq_stylegan", "dfdc_faces", "lfw_faceswap"]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -30,6 +30,30 @@ def test_advanced_v2_is_the_published_recipe(compose_cfg) -> None:
     assert "early_stopping" in cfg.callbacks
     assert list(cfg.model.head.dropout) == [0.5, 0.35, 0.25]
     assert cfg.model.attention.hidden == 256 and list(cfg.model.head.hidden) == [512, 256]
+
+
+@pytest.mark.parametrize(
+    ("experiment", "data"),
+    [
+        ("ffhq_stylegan", {"group_by": None, "reencode_jpeg_quality": None}),
+        ("dfdc_faces", {"group_by": "source_video", "reencode_jpeg_quality": None}),
+        ("lfw_faceswap", {"group_by": None, "reencode_jpeg_quality": 85}),
+    ],
+)
+def test_shared_set_experiments_are_advanced_v2_on_that_folder(
+    compose_cfg, experiment: str, data: dict
+) -> None:
+    """Only the data differs from the published recipe: model, trainer and callbacks are advanced_v2's."""
+    published = OmegaConf.to_container(
+        compose_cfg("train", ["+experiment=advanced_v2"], tiny=False), resolve=False
+    )
+    cfg = compose_cfg("train", [f"+experiment={experiment}"], tiny=False)
+    ours = OmegaConf.to_container(cfg, resolve=False)
+    for key in ("model", "trainer", "callbacks", "seed"):
+        assert ours[key] == published[key], key
+    assert cfg.data.layout == "folder" and cfg.data.root.endswith(f"shared/data/{experiment}")
+    assert {key: cfg.data[key] for key in data} == data
+    assert cfg.data.image_size == 224
 
 
 def test_public_override_keys_exist(compose_cfg) -> None:

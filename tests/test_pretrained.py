@@ -66,3 +66,17 @@ def test_frozen_batchnorms_keep_imagenet_statistics_through_training() -> None:
             assert torch.equal(mean0, mean1) and torch.equal(var0, var1)
         else:
             assert not torch.equal(mean0, mean1), "a trainable BatchNorm must update its statistics"
+
+
+def test_published_recipe_trains_on_a_folder_with_no_weights_override(compose_cfg, tmp_path) -> None:
+    """`+experiment=advanced_v2 data=folder data.root=...` runs as published once the weights are cached."""
+    from deepfake_lightning.train import train
+    from tests.conftest import make_folder_tree
+
+    root = make_folder_tree(tmp_path / "faces", per_class=12)
+    cfg = compose_cfg("train", ["+experiment=advanced_v2", "data=folder", f"data.root={root}"])
+    assert cfg.model.backbone.weights == "IMAGENET1K_V1" and cfg.model.backbone.freeze_first_n == 25
+    results = train(cfg)
+    assert results["status"] == "ok" and "test" in results
+    info = (tmp_path / "run" / "model_info.json").read_text()
+    assert '"frozen_tensors": 25' in info
