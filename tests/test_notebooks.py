@@ -75,3 +75,12 @@ def test_seed_spread_counts_only_the_baseline_and_its_seeds() -> None:
     line = _seed_spread(rows, "d")
     assert "3 seeds" in line and "mean 0.8500" in line and "sd 0.0500" in line and "0.8000–0.9000" in line
     assert _seed_spread(rows[:1], "d") == ""
+
+
+def test_a_dataset_not_rerun_keeps_its_light_copy_and_wall_time(sweep: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    first = json.loads(write_ablation([sweep], out, seconds=[90])["json"].read_text())
+    again = json.loads(write_ablation([out / sweep.name], out)["json"].read_text())
+    assert again["sweep_seconds"] == {sweep.name: 90.0}
+    assert [r["test_auroc"] for r in again["rows"]] == [r["test_auroc"] for r in first["rows"]]
+    assert (out / sweep.name / "sweep_summary.json").is_file()

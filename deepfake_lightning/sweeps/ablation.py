@@ -195,11 +195,17 @@ def _csv_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def write_ablation(
     sweep_dirs: Sequence[Path], out_dir: Path, seconds: Sequence[float] = ()
 ) -> dict[str, Path]:
+    """``seconds`` go with the first sweeps in order. A sweep that is already a light copy inside ``out_dir``
+    (a dataset not re-run) is kept as it is, with the wall time recorded for it last time."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [row for sweep in sweep_dirs for row in ablation_rows(sweep)]
-    wall = {sweep.name: float(s) for sweep, s in zip(sweep_dirs, seconds, strict=False)}
+    previous = out_dir / "ablation.json"
+    wall = json.loads(previous.read_text()).get("sweep_seconds", {}) if previous.is_file() else {}
+    wall = {sweep.name: wall[sweep.name] for sweep in sweep_dirs if sweep.name in wall}
+    wall.update({sweep.name: float(s) for sweep, s in zip(sweep_dirs, seconds, strict=False)})
     for sweep in sweep_dirs:
-        export_light(sweep, out_dir)
+        if sweep.resolve().parent != out_dir.resolve():
+            export_light(sweep, out_dir)
     paths = {
         "md": out_dir / "ablation.md",
         "json": out_dir / "ablation.json",
