@@ -28,23 +28,24 @@ TEST_SETS=(
   "+extra_eval_sets.lfw_faceswap.reencode_jpeg_quality=85"
 )
 
-train_and_eval() {  # set, recipe: skipped when its eval is already there (FORCE=1 re-runs it)
+train_and_eval() {  # set, recipe: a step whose output is already in runs/ is not run again (FORCE=1 re-runs)
   local set=$1 recipe=$2 run=$HERE/runs/${1}_${2} start
-  if [[ -f $run.eval/cross_dataset.json && ${FORCE:-0} != 1 ]]; then
-    echo "$set $recipe: done already ($run.eval)"
-    return
-  fi
-  rm -rf "$run" "$run.eval"
   mkdir -p "$HERE/runs"
-  start=$SECONDS
-  # shellcheck disable=SC2086
-  "$PY" -m deepfake_lightning.train +experiment="$set" data.root="$SHARED/$set" ${RECIPE[$recipe]} \
-    data.image_size="${SIZE[$set]}" trainer.max_epochs="${EPOCHS[$set]}" "${QUIET[@]}" hydra.run.dir="$run"
-  echo "$set $recipe train $((SECONDS - start)) s" | tee -a "$HERE/runs/seconds.txt"
-  start=$SECONDS
-  "$PY" -m deepfake_lightning.eval ckpt_path="$run/checkpoints/best.ckpt" data=folder \
-    data.root="$SHARED/ffhq_stylegan" explain.enabled=false "${TEST_SETS[@]}" hydra.run.dir="$run.eval"
-  echo "$set $recipe eval $((SECONDS - start)) s" | tee -a "$HERE/runs/seconds.txt"
+  if [[ ! -f $run/test_results.json || ${FORCE:-0} == 1 ]]; then
+    rm -rf "$run" "$run.eval"
+    start=$SECONDS
+    # shellcheck disable=SC2086
+    "$PY" -m deepfake_lightning.train +experiment="$set" data.root="$SHARED/$set" ${RECIPE[$recipe]} \
+      data.image_size="${SIZE[$set]}" trainer.max_epochs="${EPOCHS[$set]}" "${QUIET[@]}" hydra.run.dir="$run"
+    echo "$set $recipe train $((SECONDS - start)) s" | tee -a "$HERE/runs/seconds.txt"
+  fi
+  if [[ ! -f $run.eval/cross_dataset.json || ${FORCE:-0} == 1 ]]; then
+    rm -rf "$run.eval"
+    start=$SECONDS
+    "$PY" -m deepfake_lightning.eval ckpt_path="$run/checkpoints/best.ckpt" data=folder \
+      data.root="$SHARED/ffhq_stylegan" explain.enabled=false "${TEST_SETS[@]}" hydra.run.dir="$run.eval"
+    echo "$set $recipe eval $((SECONDS - start)) s" | tee -a "$HERE/runs/seconds.txt"
+  fi
 }
 
 case $ONLY in
