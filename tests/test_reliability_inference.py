@@ -173,7 +173,11 @@ def test_api_takes_no_file_paths_only_uploads(client: TestClient) -> None:
                 assert list(content) == ["multipart/form-data"], (route, content)
                 ref = content["multipart/form-data"]["schema"]["$ref"].split("/")[-1]
                 bodies[(method, route)] = spec["components"]["schemas"][ref]["properties"]
-    assert parameters <= {("attention", "query", "boolean"), ("x-api-key", "header", None)}
+    assert parameters <= {
+        ("attention", "query", "boolean"),
+        ("explain", "query", "boolean"),
+        ("x-api-key", "header", None),
+    }
     assert {key: sorted(props) for key, props in bodies.items()} == {
         ("post", "/v1/predict"): ["file"],
         ("post", "/v1/predict/batch"): ["files"],

@@ -1,37 +1,58 @@
 """FastAPI app around any detector: `create_app(detector, settings)`; `deepfake_lightning.serve` runs it.
 
-Every client mistake (no file, empty, random bytes, truncated, too big, too many pixels, too small, wrong key)
-is a 4xx with a JSON `{"detail": ...}`; a 5xx only ever means a server fault. Model calls are serialised by a
-lock: the attention map is per-model state, and one CPU model gains nothing from concurrent calls.
+Every client mistake (no file, empty, random bytes, truncated, too big, too many pixels, too small, wrong key,
+too slow) is a 4xx with a JSON `{"detail": ...}`; a 5xx only ever means a server fault. Body size and body
+deadline are enforced on the byte stream (`request_limits.py`). Images of concurrent requests are decoded in
+parallel and scored in dynamic batches (`batching.py`); videos are decoded outside the model, their frames
+scored through the same batches. `max_batch_size=1` keeps the previous path (one request at a time through one
+lock) as the baseline the load test compares against. The page at `/` is plain HTML/JS from `web/`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 import torch
 from fastapi import APIRouter, Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
+from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from deepfake_lightning.data.images import BadImageError
+from deepfake_lightning.inference import explain as explaining
+from deepfake_lightning.inference.batching import DynamicBatcher
 from deepfake_lightning.inference.detector import BaseDetector, label_of, stack_inputs
 from deepfake_lightning.inference.inputs import ImageTooLargeError, decode_image_bytes
 from deepfake_lightning.inference.metadata import package_version
+from deepfake_lightning.inference.model_card import model_card
+from deepfake_lightning.inference.request_limits import RequestLimitsMiddleware
 from deepfake_lightning.inference.settings import ServiceSettings
-from deepfake_lightning.inference.video_predict import predict_frames
-from deepfake_lightning.inference.video_source import Sampling, VideoError, iter_frames
+from deepfake_lightning.inference.video_predict import VideoSummary, predict_frames
+from deepfake_lightning.inference.video_source import (
+    Frame,
+    Sampling,
+    VideoError,
+    VideoLimitError,
+    batched,
+    iter_frames,
+)
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 1 << 16
 PATH_KEYS = ("source", "calibration_source")
+WEB = resources.files("deepfake_lightning.inference") / "web"
+Prepared = tuple[tuple[torch.Tensor, ...], str | None]
 
 
 class PredictionOut(BaseModel):
@@ -41,6 +62,7 @@ class PredictionOut(BaseModel):
     threshold: float | None = None
     face: str | None = None  # "found" | "not_found" when the server crops faces
     attention: list[list[float]] | None = None
+    explanation: dict[str, str] | None = None  # ?explain=true: base64 PNGs "crop", "overlay"; "method"
     error: str | None = None  # batch only: why this file has no score
 
 
@@ -54,9 +76,9 @@ class VideoOut(BaseModel):
     frames: list[dict[str, Any]]
 
 
-def _client_error(err: Exception) -> HTTPException:
-    status = 413 if isinstance(err, ImageTooLargeError) else 422
-    return HTTPException(status_code=status, detail=str(err))
+def _client_error(err: Exception, detail: str | None = None) -> HTTPException:
+    status = 413 if isinstance(err, (ImageTooLargeError, VideoLimitError)) else 422
+    return HTTPException(status_code=status, detail=detail or str(err))
 
 
 async def _read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -73,52 +95,156 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes:
 
 
 class _Scorer:
-    """Decode -> prepare -> score under one lock; runs in the threadpool."""
+    """Decoding, the video summary and (serial mode) scoring; the parts both modes share."""
 
     def __init__(self, detector: BaseDetector, settings: ServiceSettings) -> None:
         self.detector = detector
         self.settings = settings
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # serial mode: the one lock; batched mode: the face cropper only
+        self.serial = settings.max_batch_size == 1
+        self.crops_faces = getattr(detector.preparer, "faces", None) is not None
+        self.batcher = (
+            None if self.serial else DynamicBatcher(detector, settings.max_batch_size, settings.batch_wait_ms)
+        )
+        self.videos = threading.BoundedSemaphore(settings.video_concurrency)
 
-    def prepare(self, data: bytes, name: str) -> tuple[tuple[torch.Tensor, ...], str | None]:
+    def prepare(self, data: bytes, name: str) -> Prepared:
         image = decode_image_bytes(data, name, self.settings.max_pixels)
-        with self.lock:  # the face cropper's OpenCV classifier is not shared across threads safely
-            return self.detector.preparer(image, name)
+        if self.serial or self.crops_faces:  # OpenCV's cascade classifier is not safe across threads
+            with self.lock:
+                return self.detector.preparer(image, name)
+        return self.detector.preparer(image, name)
 
-    def score(
-        self, prepared: list[tuple[tuple[torch.Tensor, ...], str | None]], attention: bool = False
-    ) -> Any:
+    def score_serial(self, prepared: list[Prepared], attention: bool = False) -> Any:
         inputs = stack_inputs([tensors for tensors, _ in prepared])
         with self.lock:
             return self.detector.score(inputs, attention=attention)
 
-    def one(self, data: bytes, name: str, attention: bool) -> PredictionOut:
-        prepared = self.prepare(data, name)
-        scores = self.score([prepared], attention)
-        p_fake = float(scores.p_fake[0])
-        amap = scores.attention[0].tolist() if scores.attention is not None else None
+    def result(self, name: str, p_fake: float, face: str | None, **extra: Any) -> PredictionOut:
         threshold = self.detector.threshold
         return PredictionOut(
             filename=name,
             p_fake=p_fake,
             label=label_of(p_fake, threshold),
             threshold=threshold,
-            face=prepared[1],
-            attention=amap,
+            face=face,
+            **extra,
         )
 
-    def video(self, path: str, name: str) -> VideoOut:
+    async def one(self, data: bytes, name: str, attention: bool, explain: bool) -> PredictionOut:
+        prepared = await run_in_threadpool(self.prepare, data, name)
+        tensors = prepared[0]
+        if self.batcher is None:
+            scores = await run_in_threadpool(self.score_serial, [prepared], attention or explain)
+            p_fake = float(scores.p_fake[0])
+            amap = scores.attention[0] if scores.attention is not None else None
+        else:
+            scored = await self.batcher.score(tensors, attention or explain)
+            p_fake, amap = scored.p_fake, scored.attention
+        extra: dict[str, Any] = {"attention": amap.tolist() if attention and amap is not None else None}
+        if explain:
+            extra["explanation"] = await self.explanation(tensors[0], amap, p_fake)
+        return self.result(name, p_fake, prepared[1], **extra)
+
+    async def explanation(self, tensor: torch.Tensor, amap: Any, p_fake: float) -> dict[str, str]:
+        cam = None
+        if amap is None and explaining.can_gradcam(self.detector):
+            predicted = int(p_fake >= self.detector.threshold)
+            args = (explaining.gradcam, self.detector, tensor, predicted)
+            if self.batcher is not None:
+                cam = await self.batcher.run_on_model_thread(*args)
+            else:
+                cam = await run_in_threadpool(self._locked, *args)
+        return await run_in_threadpool(explaining.explanation, self.detector, tensor, amap, cam)
+
+    def _locked(self, fn: Any, *args: Any) -> Any:
+        with self.lock:
+            return fn(*args)
+
+    async def many(self, contents: list[bytes], names: list[str]) -> list[PredictionOut]:
+        """Each file decoded in parallel; an unreadable one gets `error`, the rest are scored together."""
+        results: list[PredictionOut | None] = [None] * len(names)
+
+        async def prepare(i: int) -> Prepared | None:
+            try:
+                return await run_in_threadpool(self.prepare, contents[i], names[i])
+            except (BadImageError, ValueError) as err:
+                results[i] = PredictionOut(filename=names[i], error=str(err))
+                return None
+
+        prepared = await asyncio.gather(*(prepare(i) for i in range(len(names))))
+        good = [i for i, item in enumerate(prepared) if item is not None]
+        if good and self.batcher is None:
+            scores = await run_in_threadpool(self.score_serial, [prepared[i] for i in good])
+            p_fakes = [float(p) for p in scores.p_fake]
+        elif good:
+            assert self.batcher is not None
+            scored = await asyncio.gather(*(self.batcher.score(prepared[i][0]) for i in good))  # type: ignore[index]
+            p_fakes = [s.p_fake for s in scored]
+        for i, p_fake in zip(good, p_fakes if good else [], strict=True):
+            results[i] = self.result(names[i], p_fake, prepared[i][1])  # type: ignore[index]
+        return [r for r in results if r is not None]
+
+    def frames(self, path: str) -> Iterator[Frame]:
         settings = self.settings
         sampling = Sampling(num_frames=settings.video_num_frames, max_frames=settings.video_max_frames)
+        deadline = time.monotonic() + settings.video_timeout_s
+        return iter_frames(
+            path, sampling, live=False, max_frame_pixels=settings.video_max_frame_pixels, deadline=deadline
+        )
+
+    def video_serial(self, path: str) -> tuple[VideoSummary, list[dict[str, Any]]]:
+        """The previous path: decoding and scoring under the one lock."""
         rows: list[dict[str, Any]] = []
         with self.lock:
             summary = predict_frames(
                 self.detector,
-                iter_frames(path, sampling, live=False),
-                settings.video_batch_size,
-                settings.video_top_k,
+                self.frames(path),
+                self.settings.video_batch_size,
+                self.settings.video_top_k,
                 on_row=rows.append,
             )
+        return summary, rows
+
+    def prepared_frames(self, path: str) -> Iterator[list[tuple[Frame, Prepared | str]]]:
+        """Decode and preprocess in a worker thread, one chunk at a time; a frame that fails keeps its message."""
+        with self.videos:
+            for chunk in batched(self.frames(path), self.settings.video_batch_size):
+                items: list[tuple[Frame, Prepared | str]] = []
+                for frame in chunk:
+                    try:
+                        items.append((frame, self.prepare_frame(frame)))
+                    except ValueError as err:  # too small, odd shape: recorded per frame
+                        items.append((frame, str(err)))
+                yield items
+
+    def prepare_frame(self, frame: Frame) -> Prepared:
+        if self.crops_faces:
+            with self.lock:
+                return self.detector.preparer(frame.image, f"frame {frame.index}")
+        return self.detector.preparer(frame.image, f"frame {frame.index}")
+
+    async def video(self, path: str, name: str) -> VideoOut:
+        if self.batcher is None:
+            summary, rows = await run_in_threadpool(self.video_serial, path)
+            return VideoOut(filename=name, summary=summary.result(self.detector.threshold), frames=rows)
+        summary, rows = VideoSummary(top_k=self.settings.video_top_k), []
+        async for items in iterate_in_threadpool(self.prepared_frames(path)):
+            good = [(frame, item) for frame, item in items if not isinstance(item, str)]
+            scored = await asyncio.gather(*(self.batcher.score(item[0]) for _, item in good))
+            p_of = {frame.index: (s.p_fake, item[1]) for (frame, item), s in zip(good, scored, strict=True)}
+            for frame, item in items:
+                row: dict[str, Any] = {"frame": frame.index, "time_s": round(frame.time_s, 4)}
+                if isinstance(item, str):
+                    row.update(p_fake=None, label=None, error=item)
+                    summary.errors += 1
+                else:
+                    p_fake, face = p_of[frame.index]
+                    row.update(
+                        p_fake=p_fake, label=label_of(p_fake, self.detector.threshold), face=face, error=""
+                    )
+                    summary.add(row["time_s"], p_fake, face)
+                rows.append(row)
         return VideoOut(filename=name, summary=summary.result(self.detector.threshold), frames=rows)
 
 
@@ -137,11 +263,13 @@ def _public(record: Any) -> Any:
 def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     scorer = _Scorer(detector, settings)
+    card = model_card(detector)
     app = FastAPI(
         title="deepfake_lightning detector",
         version=package_version(),
         description="p_fake (calibrated probability that a face image is fake) and a label at the model's threshold.",
     )
+    app.state.scorer = scorer
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -149,14 +277,9 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
             allow_methods=["GET", "POST"],
             allow_headers=["X-API-Key", "Content-Type"],
         )
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        """Refuse oversized bodies from Content-Length before multipart parsing spools them to disk."""
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > settings.request_limit():
-            return JSONResponse({"detail": f"request body larger than {settings.request_limit()} bytes"}, 413)
-        return await call_next(request)
+    app.add_middleware(
+        RequestLimitsMiddleware, limits=settings.body_limits(), body_timeout_s=settings.body_timeout_s
+    )
 
     @app.exception_handler(Exception)
     async def server_fault(request: Request, err: Exception) -> JSONResponse:
@@ -171,6 +294,13 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
+    @app.get("/", include_in_schema=False)
+    def page() -> HTMLResponse:
+        """The web page (no key needed to load it; its API calls send the key the user types)."""
+        return HTMLResponse((WEB / "index.html").read_text(encoding="utf-8"))
+
+    app.mount("/static", StaticFiles(packages=[("deepfake_lightning.inference", "web")]), name="static")
+
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -178,16 +308,26 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
     @v1.get("/model")
     def model() -> dict[str, Any]:
         limits = {k: v for k, v in vars(settings).items() if k not in ("api_key", "cors_origins")}
-        return {"model": _public(detector.describe()), "limits": limits, "version": package_version()}
+        return {
+            "model": _public(detector.describe()),
+            "card": card,
+            "limits": limits,
+            "version": package_version(),
+        }
 
     @v1.post("/predict", response_model=PredictionOut, response_model_exclude_none=True)
     async def predict(
-        file: Annotated[UploadFile, File()], attention: Annotated[bool, Query()] = False
+        file: Annotated[UploadFile, File()],
+        attention: Annotated[bool, Query()] = False,
+        explain: Annotated[bool, Query()] = False,
     ) -> PredictionOut:
-        """One image (multipart field `file`) -> p_fake and label; `?attention=true` adds the attention map."""
+        """One image (multipart field `file`) -> p_fake and label; `?attention=true` adds the attention map,
+        `?explain=true` the scored crop and its attention / Grad-CAM overlay as base64 PNGs."""
+        if explain and not settings.explain:
+            raise HTTPException(422, "explain is switched off on this server (explain=false)")
         data = await _read_limited(file, settings.max_upload_bytes)
         try:
-            return await run_in_threadpool(scorer.one, data, file.filename or "upload", attention)
+            return await scorer.one(data, file.filename or "upload", attention, explain)
         except (BadImageError, ValueError) as err:
             raise _client_error(err) from None
 
@@ -200,27 +340,7 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
             )
         names = [f.filename or f"upload {i}" for i, f in enumerate(files)]
         contents = [await _read_limited(f, settings.max_upload_bytes) for f in files]
-        results: list[PredictionOut | None] = [None] * len(files)
-        prepared, good = [], []
-        for i, (data, name) in enumerate(zip(contents, names, strict=True)):
-            try:
-                prepared.append(await run_in_threadpool(scorer.prepare, data, name))
-                good.append(i)
-            except (BadImageError, ValueError) as err:
-                results[i] = PredictionOut(filename=name, error=str(err))
-        if prepared:
-            scores = await run_in_threadpool(scorer.score, prepared)
-            threshold = detector.threshold
-            for j, i in enumerate(good):
-                p_fake = float(scores.p_fake[j])
-                results[i] = PredictionOut(
-                    filename=names[i],
-                    p_fake=p_fake,
-                    label=label_of(p_fake, threshold),
-                    threshold=threshold,
-                    face=prepared[j][1],
-                )
-        return BatchOut(predictions=[r for r in results if r is not None])
+        return BatchOut(predictions=await scorer.many(contents, names))
 
     @v1.post("/predict/video", response_model=VideoOut)
     async def predict_video(file: Annotated[UploadFile, File()]) -> VideoOut:
@@ -231,9 +351,9 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
             handle.write(data)
             handle.flush()
             try:
-                return await run_in_threadpool(scorer.video, handle.name, name)
+                return await scorer.video(handle.name, name)
             except (VideoError, BadImageError, ValueError) as err:
-                raise HTTPException(422, str(err).replace(handle.name, name)) from None
+                raise _client_error(err, str(err).replace(handle.name, name)) from None
 
     app.include_router(v1)
     return app

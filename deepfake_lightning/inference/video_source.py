@@ -5,6 +5,7 @@ sources (stream URLs, capture devices) are read as a stream; either way only one
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,10 @@ T = TypeVar("T")
 
 class VideoError(ValueError):
     """A video that cannot be opened or decoded; the message names the source."""
+
+
+class VideoLimitError(VideoError):
+    """Frames larger than the pixel cap, or decoding past the wall-clock cap (the service answers 413)."""
 
 
 @dataclass
@@ -102,14 +107,22 @@ def iter_frames(
     sampling: Sampling | None = None,
     input_format: str | None = None,
     live: bool | None = None,
+    max_frame_pixels: int | None = None,
+    deadline: float | None = None,
 ) -> Iterator[Frame]:
-    """Yield sampled frames as RGB arrays, stopping at `max_frames` frames or `max_seconds` of stream time."""
+    """Yield sampled frames as RGB arrays, stopping at `max_frames` frames or `max_seconds` of stream time.
+
+    `max_frame_pixels` refuses a stream whose frames are larger (from the header, before decoding, and again per
+    decoded frame: the size may change mid-stream); `deadline` (a `time.monotonic()` value) stops decoding
+    with `VideoLimitError` once passed, checked at every decoded frame, sampled or not.
+    """
     source = str(source)
     sampling = sampling or Sampling()
     live = is_live(source) if live is None else live
     container = open_source(source, input_format)
     try:
         stream = container.streams.video[0]
+        _check_pixels(stream.width or 0, stream.height or 0, max_frame_pixels, source)
         stream.thread_type = "AUTO"
         every_k, indices = _wanted(sampling, live, stream, source)
         last_wanted = max(indices) if indices else None
@@ -118,6 +131,11 @@ def iter_frames(
         emitted = 0
         try:
             for index, frame in enumerate(container.decode(stream)):
+                _check_pixels(frame.width, frame.height, max_frame_pixels, source)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise VideoLimitError(
+                        f"{source}: decoding stopped at frame {index}: wall-clock cap reached"
+                    )
                 time_s = float(frame.time) if frame.time is not None else index / rate
                 start_time = time_s if start_time is None else start_time
                 if sampling.max_seconds is not None and time_s - start_time > sampling.max_seconds:
@@ -141,6 +159,13 @@ def iter_frames(
             raise VideoError(f"{source}: no frame could be decoded")
     finally:
         container.close()
+
+
+def _check_pixels(width: int, height: int, limit: int | None, source: str) -> None:
+    if limit is not None and width * height > limit:
+        raise VideoLimitError(
+            f"{source}: frames of {width}x{height} pixels exceed the limit of {limit} pixels"
+        )
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
