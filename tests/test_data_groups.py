@@ -163,7 +163,7 @@ def test_listed_files_missing_on_disk_are_named_and_counted(tmp_path: Path) -> N
     (root / "real" / "r004.jpg").unlink()
     with pytest.raises(
         DatasetLayoutError,
-        match=r"lists 2 file\(s\) that are not images under .*: fake/f002_0.jpg, real/r004.jpg$",
+        match=r"lists 2 file\(s\) that are not images in the class folders \(real/, fake/\) under .*: fake/f002_0.jpg, real/r004.jpg$",
     ):
         index_folder(root)  # an error with or without group_by: the CSV is stale
 
@@ -244,6 +244,10 @@ def test_a_likely_group_column_is_pointed_out_when_splitting_by_file(
     with caplog.at_level(logging.WARNING):
         index_folder(root)
     assert "is split by file, but column(s) ['source_video']" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        index_folder(root, use_all_for_test=True)  # nothing is split: no hint
+    assert "is split by file" not in caplog.text
 
 
 def test_layout_error_is_one_cli_line(compose_cfg, tmp_path: Path) -> None:

@@ -194,7 +194,8 @@ def index_folder_with_groups(
         samples = _class_folders(root)
     csv_path = resolve_labels_csv(root, labels_csv, group_by)
     asked = bool(labels_csv or group_by)
-    groups = read_groups(csv_path, root, samples, group_by, asked) if csv_path is not None else {}
+    by_file = not (given or use_all_for_test or group_by)
+    groups = read_groups(csv_path, root, samples, group_by, asked, by_file) if csv_path is not None else {}
     if given:
         if use_all_for_test:
             index = {"train": [], "valid": [], "test": samples}

@@ -117,12 +117,18 @@ def _shared_value_columns(columns: list[str], rows: dict[str, dict[str, str]]) -
 
 
 def read_groups(
-    csv_path: Path, root: str | Path, samples: Sequence[Sample], group_by: str | None, asked: bool = True
+    csv_path: Path,
+    root: str | Path,
+    samples: Sequence[Sample],
+    group_by: str | None,
+    asked: bool = True,
+    split_by_file: bool = False,
 ) -> Groups:
     """Check the CSV against the files on disk; returns path -> group (empty when `group_by` is None).
 
     `asked=False` (a `root/labels.csv` found, not configured): one without a `file` column is some other
-    table, ignored with a warning rather than stopping a run that never asked for it."""
+    table, ignored with a warning rather than stopping a run that never asked for it. `split_by_file`: the
+    caller is about to split by file, so columns that look like groups are pointed out."""
     root_str = str(root)
     by_rel = {_relative(path, root_str): (path, target) for path, target in samples}
     try:
@@ -135,8 +141,8 @@ def read_groups(
     absent = sorted(set(rows) - set(by_rel))
     if absent:
         raise DatasetLayoutError(
-            f"{csv_path} lists {len(absent)} file(s) that are not images under {root_str}'s real/ or fake/ "
-            f"folders: {_few(absent)}"
+            f"{csv_path} lists {len(absent)} file(s) that are not images in the class folders "
+            f"(real/, fake/) under {root_str}: {_few(absent)}"
         )
     listed = {rel: target for rel, (_, target) in by_rel.items() if rel in rows}
     if LABEL_COLUMN in columns:
@@ -147,7 +153,7 @@ def read_groups(
             log.warning(
                 "%d image(s) under %s are not in %s: %s", len(unlisted), root_str, csv_path, _few(unlisted)
             )
-        likely = _shared_value_columns(columns, rows)
+        likely = _shared_value_columns(columns, rows) if split_by_file else []
         if likely:
             log.warning(
                 "data: %s is split by file, but column(s) %s of %s repeat across files; if files share a "
