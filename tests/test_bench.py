@@ -60,8 +60,8 @@ def test_smoke_bench_writes_valid_rows_with_baselines_and_ratios(smoke_report: P
     rows = document["rows"]
     assert validate_rows(rows) == []
     assert "problems" not in document
-    assert {r["task"] for r in rows} == {"data", "index", "train", "inference"}
-    for task in ("data", "index", "train", "inference"):
+    assert {r["task"] for r in rows} == {"data", "index", "train", "inference", "predict"}
+    for task in ("data", "index", "train", "inference", "predict"):
         baselines = [r for r in rows if r["task"] == task and "baseline" in r["backend"]]
         assert baselines and all(r["ratio_to_baseline"] == 1.0 for r in baselines), task
     assert all(r["ratio_to_baseline"] is not None for r in rows if "error" not in r["extra"])
@@ -82,12 +82,73 @@ def test_smoke_bench_writes_markdown_and_profiles(smoke_report: Path) -> None:
     table = [
         line
         for line in text.splitlines()
-        if line.startswith(("| data ", "| index ", "| train ", "| inference "))
+        if line.startswith(("| data ", "| index ", "| train ", "| inference ", "| predict "))
     ]
     assert len(table) == len(rows)
     assert "## Targets" in text and "smoke=true" in text
     assert (smoke_report / "profile_inference.txt").read_text().strip()
     assert (smoke_report / "profile_train.txt").read_text().strip()
+
+
+def test_smoke_bench_puts_predict_end_to_end_beside_model_only(smoke_report: Path) -> None:
+    """Structure only: per backend, model_only / end_to_end / decode_only rows with the same batch and workers."""
+    document = json.loads((smoke_report / "bench.json").read_text())
+    rows = [r for r in document["rows"] if r["task"] == "predict"]
+    assert [r["backend"] for r in rows if r["stage"] == "serial"] == ["baseline:serial"]
+    backends = {(r["backend"], r["precision"]) for r in rows if r["stage"] == "end_to_end"}
+    assert backends == {
+        ("eager+channels_last+fold_bn", "fp32"),
+        ("onnxruntime:cpu:per_core", "fp32"),
+        ("onnxruntime:cpu:per_core", "int8"),
+    }
+    for e2e in (r for r in rows if r["stage"] == "end_to_end"):
+        same = [
+            r
+            for r in rows
+            if r["stage"] in ("model_only", "decode_only")
+            and r["batch_size"] == e2e["batch_size"]
+            and r["workers"] == e2e["workers"]
+        ]
+        model = [r for r in same if (r["backend"], r["precision"]) == (e2e["backend"], e2e["precision"])]
+        assert len(model) == 1 and model[0]["stage"] == "model_only"
+        extra = e2e["extra"]
+        assert extra["model_only_img_s"] == model[0]["throughput_img_s"]
+        assert extra["e2e_over_model_only"] == pytest.approx(
+            e2e["throughput_img_s"] / model[0]["throughput_img_s"], abs=1e-3
+        )
+        assert extra["files"] == 6 and extra["error_rows"] == 0 and e2e["workers"] == 1
+        written = (
+            (
+                smoke_report / f"predict_{'torch' if 'eager' in e2e['backend'] else 'onnx'}_"
+                f"{e2e['precision']}.csv"
+            )
+            .read_text()
+            .splitlines()
+        )
+        assert len(written) == 1 + 6 and written[0] == "path,p_fake,label,error"
+    goals = [t for t in document["targets"] if t["target"].startswith("end to end / model only")]
+    assert len(goals) == 3 and all(t["goal"] == ">= 0.70" for t in goals)
+
+
+def test_predict_targets_read_the_end_to_end_ratio() -> None:
+    e2e = _row(
+        task="predict",
+        stage="end_to_end",
+        backend="onnxruntime:cpu:per_core",
+        throughput=300.0,
+        extra={"e2e_over_model_only": 0.75, "model_only_img_s": 400.0, "decode_only_img_s": 900.0},
+    )
+    slow = _row(
+        task="predict",
+        stage="end_to_end",
+        precision="int8",
+        throughput=300.0,
+        extra={"e2e_over_model_only": 0.5, "model_only_img_s": 600.0, "decode_only_img_s": 310.0},
+    )
+    model = _row(task="predict", stage="model_only", throughput=400.0)
+    goals = [t for t in targets([e2e, slow, model]) if t["target"].startswith("end to end")]
+    assert [t["met"] for t in goals] == [True, False]
+    assert goals[1]["measured"] == "300 of 600 img/s = 0.50 (decode only 310 img/s, 0 workers)"
 
 
 def test_ratio_uses_the_matching_baseline() -> None:

@@ -148,6 +148,32 @@ def targets(rows: Sequence[Row]) -> list[dict[str, Any]]:
             None,
         ),
     ]
+    return found + predict_targets(rows)
+
+
+E2E_GOAL = 0.70
+
+
+def predict_targets(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """One target per backend of the predict task: end to end >= 70 % of model only, same everything else."""
+    found = []
+    for row in rows:
+        if row.task != "predict" or row.stage != "end_to_end" or "e2e_over_model_only" not in row.extra:
+            continue
+        ratio = row.extra["e2e_over_model_only"]
+        measured = (
+            f"{row.throughput_img_s:.0f} of {row.extra['model_only_img_s']:.0f} img/s = {ratio:.2f} "
+            f"(decode only {row.extra['decode_only_img_s']:.0f} img/s, {row.workers} workers)"
+        )
+        found.append(
+            _target(
+                f"end to end / model only (predict), {row.image_size} px",
+                f">= {E2E_GOAL:.2f}",
+                row,
+                measured,
+                ratio is not None and ratio >= E2E_GOAL,
+            )
+        )
     return found
 
 

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.bench.data import bench_data
+from deepfake_lightning.bench.end_to_end import bench_end_to_end
 from deepfake_lightning.bench.images import bench_image_set, folder_image_set
 from deepfake_lightning.bench.index import bench_index
 from deepfake_lightning.bench.inference import bench_inference
@@ -27,6 +28,7 @@ from deepfake_lightning.data.images import load_rgb
 from deepfake_lightning.data.index import Sample
 from deepfake_lightning.data.transforms import build_eval_transform
 from deepfake_lightning.inference.export_model import export_onnx
+from deepfake_lightning.inference.inputs import expand_inputs
 from deepfake_lightning.inference.quantize import quantize_int8
 
 log = logging.getLogger(__name__)
@@ -177,7 +179,7 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     net, preprocessing = load_network(cfg.model, cfg.ckpt_path)
     if "train" in tasks:
         rows += bench_train(net, device, cfg.train, cfg.model.loss)
-    if "inference" in tasks or cfg.profile.enabled:
+    if tasks & {"inference", "predict"} or cfg.profile.enabled:
         preprocessing = preprocessing or {
             "image_size": cfg.inference.image_size,
             "preprocess": cfg.data.preprocess,
@@ -191,9 +193,11 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
             notes |= prepare_network(net, images, targets, cfg)
         else:
             notes["model"] = f"checkpoint {cfg.ckpt_path}"
-        if "inference" in tasks:
+        onnx_paths: dict[str, Path] = {}
+        if tasks & {"inference", "predict"}:
             onnx_paths, info = export_backends(net, samples, preprocessing, cfg, out_dir)
             notes |= info
+        if "inference" in tasks:
             rows += bench_inference(
                 net,
                 device,
@@ -202,12 +206,24 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
                 _tensors(labelled, transform),
                 onnx_paths,
             )
+        if "predict" in tasks:
+            files = _predict_files(cfg, samples + labelled)
+            predict_cfg = OmegaConf.to_container(cfg.predict, resolve=True)
+            rows += bench_end_to_end(net, preprocessing, device, predict_cfg, files, onnx_paths, out_dir)
         if cfg.profile.enabled:
             notes["profile"] = _profile(net, device, images, cfg, out_dir)
     meta = _meta(cfg, device) | {"notes": notes}
     document = write_report(rows, out_dir, meta)
     log.info("bench: %d rows -> %s", len(rows), out_dir / "bench.md")
     return {"status": "ok" if "problems" not in document else "problems", "rows": len(rows)}
+
+
+def _predict_files(cfg: DictConfig, bench_set: list[Sample]) -> list[Path]:
+    """`predict.n_files` real files: every image file of `images.root` (any split), else the bench set."""
+    n = int(cfg.predict.n_files)
+    if cfg.images.get("root"):
+        return expand_inputs(str(cfg.images.root))[:n]
+    return [Path(path) for path, _ in bench_set][:n]
 
 
 def _profile(net: Any, device: torch.device, images: torch.Tensor, cfg: DictConfig, out_dir: Path) -> dict:

@@ -19,11 +19,18 @@ from deepfake_lightning.inference.ort_sessions import PerCoreSessions, session_o
 BACKENDS = ("auto", "torch", "onnx")
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("logits", "attention")
+# The batch each runtime was fastest at in `bench` (docs/benchmarks.md, 224 px, MobileNetV2): on a CPU,
+# small batches keep activations in cache. Used by `predict` and the distributed job when batch_size=0.
+TORCH_CPU_BATCH = 16  # folded BatchNorm + channels-last: 279 / 195 / 343 / 154 img/s at 4 / 8 / 16 / 32
+ONNX_BATCH = 8  # one session on every core: 368 / 373 / 359 / 355 img/s at 4 / 8 / 16 / 32
+ONNX_BATCH_PER_SESSION = 4  # one session per core: fp32 best at 4 per session, int8 at 2-4
+GPU_BATCH = 64
 
 
 class Backend(Protocol):
     name: str
     has_attention: bool
+    preferred_batch: int
 
     def __call__(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]: ...
 
@@ -45,7 +52,8 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     if isinstance(module, nn.Sequential):
         for i in range(len(module) - 1):
             conv, norm = module[i], module[i + 1]
-            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+            # exact types: timm's BatchNormAct2d subclasses BatchNorm2d but also applies an activation
+            if type(conv) is nn.Conv2d and type(norm) is nn.BatchNorm2d:
                 module[i] = fuse_conv_bn_eval(conv, norm)
                 module[i + 1] = nn.Identity()
     return module
@@ -71,6 +79,7 @@ class TorchBackend:
         self.net = net.to(self.device, memory_format=self.memory_format)
         attention = getattr(net, "attention", None)
         self.has_attention = bool(attention is not None and getattr(attention, "enabled", False))
+        self.preferred_batch = GPU_BATCH if self.device.type == "cuda" else TORCH_CPU_BATCH
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
@@ -90,9 +99,11 @@ class OnnxBackend:
         """`sessions=1`: one session on `threads` cores; 0 (every core) or N on a CPU: `PerCoreSessions`."""
         import onnxruntime as ort
 
-        providers = ["CPUExecutionProvider"]
-        if resolve_device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+        target = resolve_device(device)
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if target.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            # device_id: each rank of a distributed job runs on its own GPU (cuda:LOCAL_RANK)
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": target.index or 0}))
         try:
             if sessions != 1 and providers == ["CPUExecutionProvider"]:
                 self.session: Any = PerCoreSessions(path, sessions, providers)
@@ -106,6 +117,10 @@ class OnnxBackend:
             ) from None
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.has_attention = OUTPUT_NAMES[1] in self.outputs
+        if isinstance(self.session, PerCoreSessions):
+            self.preferred_batch = ONNX_BATCH_PER_SESSION * self.session.n
+        else:
+            self.preferred_batch = GPU_BATCH if len(providers) > 1 else ONNX_BATCH
 
     def __call__(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         feed = {INPUT_NAME: np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)}

@@ -1,16 +1,23 @@
 """Score many image files with DataLoader workers; every file yields exactly one row, errors included.
 
-Decoding and preprocessing run in the workers, the model in the main process. A file that cannot be read
-(or is smaller than `min_size`) gets its message in `error` and an empty `p_fake`; it never stops the run.
+Decoding and preprocessing run in the workers, the model in the main process: while the model scores one
+batch, the workers prepare the next ones (`prefetch_factor` batches each), so end to end runs at the model's
+rate whenever decoding keeps up. A file that cannot be read (or is smaller than `min_size`) gets its message
+in `error` and an empty `p_fake`; it never stops the run.
+
+`batch_size=None` and `num_workers=None` pick what `bench` measured fastest for the detector's backend
+(`Backend.preferred_batch`, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
@@ -18,10 +25,11 @@ from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, l
 
 COLUMNS = ("path", "p_fake", "label", "error")
 FACE_COLUMN = "face"
+MAX_AUTO_WORKERS = 4  # LFW-size JPEGs decode + resize at ~1600 img/s per core: 4 workers feed any CPU model
 
 
 class FileDataset(Dataset):
-    """`{"path", "inputs", "face"}` per readable file, `{"path", "error"}` otherwise."""
+    """`{"index", "path", "inputs", "face"}` per readable file, `{"index", "path", "error"}` otherwise."""
 
     def __init__(self, paths: Sequence[str | Path], preparer: ImagePreparer, max_pixels: int) -> None:
         self.paths = [str(p) for p in paths]
@@ -36,17 +44,72 @@ class FileDataset(Dataset):
         try:
             inputs, face = self.preparer(load_rgb(path, max_pixels=self.max_pixels), path)
         except BadImageError as err:
-            return {"path": path, "error": str(err)}
+            return {"index": index, "path": path, "error": str(err)}
         except Exception as err:  # one odd file (e.g. a transform failing on it) must not abort the batch
-            return {"path": path, "error": f"{path}: {err.__class__.__name__}: {err}"}
-        return {"path": path, "inputs": inputs, "face": face}
+            return {"index": index, "path": path, "error": f"{path}: {err.__class__.__name__}: {err}"}
+        return {"index": index, "path": path, "inputs": inputs, "face": face}
 
 
 def collate_prepared(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Keep every item (in order) and stack the readable ones, one tensor per distinct preprocessing."""
-    good = [item["inputs"] for item in items if "error" not in item]
+    """Every item in order, without its tensors, and the readable ones stacked (one tensor per preprocessing).
+
+    The per-image tensors are dropped from `items` so each batch crosses from worker to main process as one
+    shared-memory block per preprocessing, not one block per image as well.
+    """
+    good = [item.pop("inputs") for item in items if "error" not in item]
     inputs = stack_inputs(good) if good else None
     return {"items": items, "inputs": inputs}
+
+
+def auto_batch_size(detector: BaseDetector) -> int:
+    """The batch each backend was fastest at in `bench`; for an ensemble, the largest of its members'."""
+    members = getattr(detector, "members", None) or [detector]
+    return max(int(getattr(member.backend, "preferred_batch", 32)) for member in members)
+
+
+def auto_num_workers() -> int:
+    """One decoding worker per core, at most `MAX_AUTO_WORKERS` (the model needs the cores too)."""
+    return max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
+
+
+def loader_sizes(detector: BaseDetector, batch_size: int | None, num_workers: int | None) -> tuple[int, int]:
+    """(batch_size, num_workers) with None replaced by the measured defaults."""
+    return (
+        auto_batch_size(detector) if batch_size is None else batch_size,
+        auto_num_workers() if num_workers is None else num_workers,
+    )
+
+
+def file_loader(
+    detector: BaseDetector, paths: Sequence[str | Path], batch_size: int, num_workers: int
+) -> DataLoader:
+    """The DataLoader `predict_files` and the distributed job both read: prepared batches, input order."""
+    dataset = FileDataset(paths, detector.preparer, detector.max_pixels)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_prepared,
+        shuffle=False,
+        prefetch_factor=4 if num_workers > 0 else None,  # small CPU batches: keep a few ahead per worker
+    )
+
+
+def score_batch(detector: BaseDetector, batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per item of a collated batch, in order: `{"index", "path", "p_fake", "label", "error", "face"}`."""
+    p_fake = detector.score(batch["inputs"]).p_fake if batch["inputs"] is not None else np.empty(0)
+    rows = []
+    good = 0
+    for item in batch["items"]:
+        row = {"index": item["index"], "path": item["path"], "p_fake": None, "label": None, "face": None}
+        if "error" in item:
+            rows.append(row | {"error": item["error"]})
+            continue
+        score = float(p_fake[good])
+        good += 1
+        label = label_of(score, detector.threshold)
+        rows.append(row | {"p_fake": score, "label": label, "error": "", "face": item["face"]})
+    return rows
 
 
 @contextmanager
@@ -66,38 +129,17 @@ def progress_bar(total: int, enabled: bool, description: str = "predicting") -> 
 def predict_files(
     detector: BaseDetector,
     paths: Sequence[str | Path],
-    batch_size: int = 32,
-    num_workers: int = 0,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
     progress: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Yield `{"path", "p_fake", "label", "error", "face"}` per file, in input order."""
-    dataset = FileDataset(paths, detector.preparer, detector.max_pixels)
-    loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_prepared, shuffle=False
-    )
-    with progress_bar(len(dataset), progress) as advance:
+    """Yield `{"index", "path", "p_fake", "label", "error", "face"}` per file, in input order.
+
+    None picks `auto_batch_size` / `auto_num_workers`; `num_workers=0` decodes in this process.
+    """
+    batch_size, num_workers = loader_sizes(detector, batch_size, num_workers)
+    loader = file_loader(detector, paths, batch_size, num_workers)
+    with progress_bar(len(paths), progress) as advance:
         for batch in loader:
-            scores = detector.score(batch["inputs"]) if batch["inputs"] is not None else None
-            good = 0
-            for item in batch["items"]:
-                if "error" in item:
-                    yield {
-                        "path": item["path"],
-                        "p_fake": None,
-                        "label": None,
-                        "error": item["error"],
-                        "face": None,
-                    }
-                    continue
-                assert scores is not None
-                p_fake = float(scores.p_fake[good])
-                good += 1
-                label = label_of(p_fake, detector.threshold)
-                yield {
-                    "path": item["path"],
-                    "p_fake": p_fake,
-                    "label": label,
-                    "error": "",
-                    "face": item["face"],
-                }
+            yield from score_batch(detector, batch)
             advance(len(batch["items"]))
