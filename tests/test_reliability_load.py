@@ -11,7 +11,9 @@ from fastapi.testclient import TestClient
 from deepfake_lightning.inference import Detector
 from deepfake_lightning.inference.loadtest import (
     Outcome,
+    _comparison,
     make_payloads,
+    model_only_throughput,
     percentile,
     run_load_test,
     schedule,
@@ -59,11 +61,25 @@ def test_summary_counts_and_nearest_rank_percentiles() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0 and percentile([1.0, 2.0, 3.0, 4.0], 0.99) == 4.0
 
 
+def test_model_only_rate_and_the_side_by_side_comparison(tiny_ckpt: Path) -> None:
+    payloads = make_payloads(image_size=64)
+    rate = model_only_throughput(str(tiny_ckpt), "auto", 4, payloads, seconds=0.2)
+    assert rate["backend"] == "torch" and rate["batch_size"] == 4 and rate["calls"] >= 3
+    assert rate["images_per_s"] > 0
+    good = [Outcome(0, 0.01, 200, probability=True)] * 30
+    serial, batched = summarize(good, payloads, 3.0), summarize(good, payloads, 1.0)
+    table = _comparison({"serial": {"run": serial}, "run": batched, "model_only": {"images_per_s": 60.0}})
+    assert (table["serial_rps"], table["batched_rps"], table["batched_vs_serial"]) == (10.0, 30.0, 3.0)
+    assert table["batched_vs_model_only"] == 0.5 and table["errors_on_valid_requests"] == 0
+
+
 def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="exactly one of ckpt_path"):
         run_load_test()
     with pytest.raises(ValueError, match="unknown option"):
         run_load_test(url="http://127.0.0.1:1", clients=3)
+    with pytest.raises(ValueError, match="max_batch_size"):
+        run_load_test(url="http://127.0.0.1:1", max_batch_size=0)
 
 
 @pytest.mark.slow

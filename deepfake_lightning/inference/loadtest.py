@@ -9,6 +9,13 @@ server (no memory figures). It prints one JSON summary: answers per status, conn
 5xx count, valid images answered without a probability, p50/p90/p99 latency, throughput and memory. It is
 bounded: `requests` in total and at most `max_seconds`; whatever has not finished by then counts as unfinished.
 Every option is `key=value` (no Hydra: a measuring tool should not create a run dir of its own).
+
+With `ckpt_path`, the same run also measures, one after the other on the same model and the same requests:
+`serial` (a server with `max_batch_size=1`: the previous service, one request at a time through one lock; off
+with `compare=false`), `run` (the server with dynamic batching, `max_batch_size` and `batch_wait_ms`), and
+`model_only` (the same backend scoring prepared batches of `max_batch_size` in this process, no HTTP, while no
+server runs). `comparison` puts them side by side: batched / serial requests per second, and the images per
+second the batched server scored as a fraction of the model-only rate. The load average is recorded with them.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import io
 import json
 import math
+import os
 import random
 import struct
 import sys
@@ -48,6 +56,12 @@ DEFAULTS: dict[str, Any] = {
     "max_seconds": 900.0,  # whole run
     "seed": 0,
     "out": None,  # also write the summary to this .json
+    "max_batch_size": 16,  # the batched server's setting, and the batch of the model-only measurement
+    "batch_wait_ms": 5.0,
+    "backend": "auto",  # the server's backend (auto | torch | onnx), also used for the model-only rate
+    "compare": True,  # with ckpt_path: also run the serial server (max_batch_size=1) first
+    "model_only_seconds": 10.0,  # with ckpt_path: how long the model-only rate is measured (0: not measured)
+    "server_overrides": [],  # more `key=value` for the started servers (e.g. face_crop=true)
 }
 
 
@@ -192,6 +206,7 @@ def summarize(
     answered = [o for o in finished if o.status is not None]
     latencies = sorted(o.seconds * 1000 for o in answered)
     valid = [o for o in finished if payloads[o.payload].valid]
+    scored = sum(1 for o in valid if o.probability)
     return {
         "requests": len(outcomes),
         "finished": len(finished),
@@ -205,6 +220,7 @@ def summarize(
         "valid_without_probability": sum(1 for o in valid if not o.probability),
         "seconds": round(seconds, 3),
         "throughput_rps": round(len(answered) / seconds, 1) if seconds > 0 else None,
+        "images_scored_per_s": round(scored / seconds, 1) if seconds > 0 else None,
         "latency_ms": {
             "p50": round(percentile(latencies, 0.50), 1),
             "p90": round(percentile(latencies, 0.90), 1),
@@ -230,6 +246,59 @@ def _timed(url: str, payloads: list[Payload], order: list[int], options: dict[st
     return summarize(outcomes, payloads, time.perf_counter() - start)
 
 
+def model_only_throughput(
+    ckpt_path: str, backend: str, batch_size: int, payloads: Sequence[Payload], seconds: float
+) -> dict[str, Any]:
+    """Images/s of `Detector.score` on prepared batches of `batch_size` (the valid payloads, cycled), no HTTP."""
+    import torch
+
+    from deepfake_lightning.inference import Detector
+    from deepfake_lightning.inference.detector import stack_inputs
+
+    detector = Detector.load(ckpt_path, backend=backend)
+    images = [p for p in payloads if p.valid]
+    prepared = [detector.prepare(images[i % len(images)].data, "x")[0] for i in range(batch_size)]
+    batch = stack_inputs(prepared)
+    for _ in range(3):  # warm-up: allocator, oneDNN primitives
+        detector.score(batch)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or calls < 3:
+        detector.score(batch)
+        calls += 1
+    elapsed = time.perf_counter() - start
+    return {
+        "backend": detector.backend.name,
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads(),
+        "calls": calls,
+        "images_per_s": round(calls * batch_size / elapsed, 1),
+    }
+
+
+def _serve_and_drive(
+    options: dict[str, Any], payloads: list[Payload], order: list[int], warm: list[int], overrides: list[str]
+) -> dict[str, Any]:
+    env = {"DEEPFAKE_API_KEY": options["api_key"]} if options["api_key"] else None
+    result: dict[str, Any] = {"server_overrides": overrides}
+    with ServerProcess(options["ckpt_path"], overrides, env=env) as server:
+        if warm:
+            result["warmup"] = _timed(server.url, payloads, warm, options)
+        rss_warm = server.rss_bytes()
+        result["run"] = _timed(server.url, payloads, order, options)
+        rss_after = server.rss_bytes()
+    if rss_warm and rss_after:
+        result["memory"] = {
+            "rss_after_warmup_mb": round(rss_warm / 2**20, 1),
+            "rss_after_run_mb": round(rss_after / 2**20, 1),
+            "ratio": round(rss_after / rss_warm, 3),
+        }
+    return result
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
 def run_load_test(**overrides: Any) -> dict[str, Any]:
     """The whole measurement (options as in `DEFAULTS`); returns the summary."""
     unknown = set(overrides) - set(DEFAULTS)
@@ -238,7 +307,7 @@ def run_load_test(**overrides: Any) -> dict[str, Any]:
     options = {**DEFAULTS, **overrides}
     if (options["ckpt_path"] is None) == (options["url"] is None):
         raise ValueError("set exactly one of ckpt_path=MODEL (start a server) or url=http://HOST:PORT")
-    for key in ("requests", "concurrency"):
+    for key in ("requests", "concurrency", "max_batch_size"):
         if int(options[key]) < 1:
             raise ValueError(f"{key}={options[key]!r}: expected an integer >= 1")
     payloads = make_payloads(int(options["image_size"]), int(options["seed"]))
@@ -248,24 +317,59 @@ def run_load_test(**overrides: Any) -> dict[str, Any]:
     warm = schedule(
         payloads, int(options["warmup"]), float(options["invalid_fraction"]), int(options["seed"]) + 1
     )
-    summary: dict[str, Any] = {"options": {k: v for k, v in options.items() if k != "api_key"}}
+    summary: dict[str, Any] = {
+        "options": {k: v for k, v in options.items() if k != "api_key"},
+        "load_average_at_start": _load_average(),
+    }
     if options["url"] is not None:
         summary["run"] = _timed(str(options["url"]), payloads, order, options)
+        summary["load_average_at_end"] = _load_average()
         return summary
-    env = {"DEEPFAKE_API_KEY": options["api_key"]} if options["api_key"] else None
-    with ServerProcess(options["ckpt_path"], env=env) as server:
-        if warm:
-            summary["warmup"] = _timed(server.url, payloads, warm, options)
-        rss_warm = server.rss_bytes()
-        summary["run"] = _timed(server.url, payloads, order, options)
-        rss_after = server.rss_bytes()
-    if rss_warm and rss_after:
-        summary["memory"] = {
-            "rss_after_warmup_mb": round(rss_warm / 2**20, 1),
-            "rss_after_run_mb": round(rss_after / 2**20, 1),
-            "ratio": round(rss_after / rss_warm, 3),
-        }
+    common = [f"backend={options['backend']}", *[str(o) for o in options["server_overrides"]]]
+    if options["compare"]:
+        summary["serial"] = _serve_and_drive(options, payloads, order, warm, [*common, "max_batch_size=1"])
+    batched = [
+        *common,
+        f"max_batch_size={int(options['max_batch_size'])}",
+        f"batch_wait_ms={float(options['batch_wait_ms'])}",
+    ]
+    summary.update(_serve_and_drive(options, payloads, order, warm, batched))
+    if float(options["model_only_seconds"]) > 0:
+        summary["model_only"] = model_only_throughput(
+            str(options["ckpt_path"]),
+            str(options["backend"]),
+            int(options["max_batch_size"]),
+            payloads,
+            float(options["model_only_seconds"]),
+        )
+    summary["load_average_at_end"] = _load_average()
+    summary["comparison"] = _comparison(summary)
     return summary
+
+
+def _comparison(summary: dict[str, Any]) -> dict[str, Any]:
+    run = summary["run"]
+    serial = summary.get("serial", {}).get("run", {})
+    model = summary.get("model_only", {})
+    return {
+        "serial_rps": serial.get("throughput_rps"),
+        "batched_rps": run["throughput_rps"],
+        "batched_vs_serial": _ratio(run["throughput_rps"], serial.get("throughput_rps")),
+        "serial_images_per_s": serial.get("images_scored_per_s"),
+        "batched_images_per_s": run["images_scored_per_s"],
+        "model_only_images_per_s": model.get("images_per_s"),
+        "batched_vs_model_only": _ratio(run["images_scored_per_s"], model.get("images_per_s")),
+        "serial_p99_ms": serial.get("latency_ms", {}).get("p99"),
+        "batched_p99_ms": run["latency_ms"]["p99"],
+        "errors_on_valid_requests": run["valid_without_probability"] + run["server_errors"],
+    }
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

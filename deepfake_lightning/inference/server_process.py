@@ -43,7 +43,7 @@ class ServerProcess:
         self,
         model: str | Path,
         overrides: Sequence[str] = (),
-        startup_timeout_s: float = 180.0,
+        startup_timeout_s: float = 600.0,  # a start-up on a loaded shared machine can take minutes
         env: dict[str, str] | None = None,
     ) -> None:
         self.model = str(model)
