@@ -54,7 +54,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
         primary = _data_name(cfg)
         primary = f"{primary} (primary)" if primary in sets else primary
-        write_cross_dataset({primary: results, **sets}, output_dir, calibration)
+        write_cross_dataset({primary: results, **sets}, output_dir, calibration, primary)
     if OmegaConf.select(cfg, "robustness.enabled", default=False):
         rows = evaluate_robustness(
             module, datamodule, cfg.corruptions, temperature, threshold, device, n_bootstrap, int(cfg.seed)
