@@ -10,19 +10,19 @@ import pytest
 from deepfake_lightning.evaluation.cross_dataset_matrix import build_matrix, main
 
 
-def _eval_dir(path: Path, sets: dict[str, float]) -> Path:
+def _eval_dir(path: Path, sets: dict[str, float], primary: str | None = None) -> Path:
     path.mkdir(parents=True)
     payload = {
         name: {"auroc": {"value": v, "ci_low": v - 0.02, "ci_high": min(1.0, v + 0.02)}, "n": 100}
         for name, v in sets.items()
     }
-    (path / "cross_dataset.json").write_text(json.dumps({"sets": payload}))
+    (path / "cross_dataset.json").write_text(json.dumps({"sets": payload, "primary": primary}))
     return path
 
 
 def test_matrix_rows_columns_cells_and_files(tmp_path: Path) -> None:
     a = _eval_dir(tmp_path / "a", {"folder (primary)": 0.5, "ffhq": 0.98, "dfdc": 0.61})
-    b = _eval_dir(tmp_path / "b", {"ffhq": 0.55, "dfdc": 0.83, "lfw": 0.7})
+    b = _eval_dir(tmp_path / "b", {"folder": 0.9, "ffhq": 0.55, "dfdc": 0.83, "lfw": 0.7}, primary="folder")
     matrix = build_matrix({"ffhq (ImageNet)": a, "dfdc (ImageNet)": b})
     assert matrix["columns"] == ["ffhq", "dfdc", "lfw"]
     assert [c and c["value"] for c in matrix["auroc"][0]] == [0.98, 0.61, None]

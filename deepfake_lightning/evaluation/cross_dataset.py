@@ -102,11 +102,16 @@ def evaluate_extra_sets(
 
 
 def write_cross_dataset(
-    sets: Mapping[str, Mapping[str, Any]], output_dir: str | Path, calibration: Mapping[str, Any]
+    sets: Mapping[str, Mapping[str, Any]],
+    output_dir: str | Path,
+    calibration: Mapping[str, Any],
+    primary: str | None = None,
 ) -> Path:
-    """``cross_dataset.json`` (full metrics per set) and ``cross_dataset.md`` (one row per set)."""
+    """``cross_dataset.json`` (full metrics per set) and ``cross_dataset.md`` (one row per set); ``primary``
+    names the eval's own data config among ``sets``, so tables built from several runs can leave it out."""
     output_dir = Path(output_dir)
     payload = {
+        "primary": primary,
         "temperature": calibration.get("temperature"),
         "threshold": calibration.get("threshold"),
         "threshold_rule": calibration.get("threshold_rule"),

@@ -4,7 +4,7 @@
 
 Each EVAL_DIR is a `python -m deepfake_lightning.eval` run with `extra_eval_sets` (its `cross_dataset.json`);
 ROW names the model (e.g. `ffhq_stylegan (ImageNet)`). Columns are the extra sets' names, in first-seen order;
-the eval's own primary row (`... (primary)`) is left out, so name every test set as an extra set. Writes
+the eval's own primary row (named in the file's `primary`) is left out, so name every test set as an extra set. Writes
 `matrix.json`, `matrix.md` and `matrix.png` into DIR.
 """
 
@@ -28,8 +28,13 @@ def read_sets(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
         raise FileNotFoundError(
             f"{path}: not found; run `python -m deepfake_lightning.eval ... extra_eval_sets=...`"
         )
-    sets = json.loads(path.read_text())["sets"]
-    return {name: res for name, res in sets.items() if not name.endswith(PRIMARY_SUFFIX)}
+    payload = json.loads(path.read_text())
+    primary = payload.get("primary")
+    return {
+        name: res
+        for name, res in payload["sets"].items()
+        if name != primary and not name.endswith(PRIMARY_SUFFIX)
+    }
 
 
 def build_matrix(rows: Mapping[str, str | Path]) -> dict[str, Any]:
