@@ -23,14 +23,13 @@ WORKDIR /app
 # CPU-only torch first, from the PyTorch CPU index (the default index would pull the multi-GB CUDA build)
 RUN pip install torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cpu
 
-# dependencies of the package and its `serve` extra (FastAPI, uvicorn, ONNX Runtime, PyAV)
-COPY pyproject.toml README.md ./
-COPY deepfake_lightning ./deepfake_lightning
-COPY hydra_plugins ./hydra_plugins
-RUN pip install ".[serve]"
-
-# Hydra's config_path is relative to the source tree, so the service runs from /app (source + conf/)
-COPY conf ./conf
+# the package (its configs ship inside it) and its `serve` extra (FastAPI, uvicorn, ONNX Runtime, PyAV);
+# the source is built in /tmp/src and removed: the service runs from the installed package
+COPY pyproject.toml README.md /tmp/src/
+COPY conf /tmp/src/conf
+COPY deepfake_lightning /tmp/src/deepfake_lightning
+COPY hydra_plugins /tmp/src/hydra_plugins
+RUN pip install "/tmp/src[serve]" && rm -rf /tmp/src
 
 RUN useradd --create-home --uid 10001 app && mkdir -p /app/logs /models && chown -R app /app/logs
 USER app

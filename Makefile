@@ -43,4 +43,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format deepfake_lightning tests hydra_plugins
 
 clean:
-	rm -rf logs .pytest_cache .ruff_cache
+	rm -rf logs .pytest_cache .ruff_cache build dist

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -21,6 +20,7 @@ from deepfake_lightning.evaluation.explanations import write_explanations
 from deepfake_lightning.evaluation.report import write_report
 from deepfake_lightning.evaluation.robustness import evaluate_robustness, write_robustness
 from deepfake_lightning.evaluation.test_outputs import collected_predictions, write_test_outputs
+from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
 
@@ -77,7 +77,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@hydra_main("eval")
 def main(cfg: DictConfig) -> None:
     run_task(evaluate, cfg)
 

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
 from deepfake_lightning.data.index import DatasetLayoutError, index_folder
@@ -16,6 +15,7 @@ from deepfake_lightning.inference.inputs import expand_inputs
 from deepfake_lightning.inference.metadata import metadata_path
 from deepfake_lightning.inference.quantize import sample_subset
 from deepfake_lightning.utils.config_validation import ConfigError
+from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     return {"status": "ok", "model": str(model), "metadata": str(metadata_path(model))}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra_main("export")
 def main(cfg: DictConfig) -> None:
     run_task(export, cfg)
 

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
 from deepfake_lightning.inference.batch_predict import COLUMNS, FACE_COLUMN, predict_files
@@ -15,6 +14,7 @@ from deepfake_lightning.inference.from_config import detector_from_config, valid
 from deepfake_lightning.inference.inputs import InputNotFoundError, expand_inputs
 from deepfake_lightning.inference.row_writer import RowWriter, check_output_path
 from deepfake_lightning.utils.config_validation import ConfigError
+from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra_main("predict")
 def main(cfg: DictConfig) -> None:
     run_task(predict, cfg)
 

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
 from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
@@ -16,6 +15,7 @@ from deepfake_lightning.inference.row_writer import RowWriter
 from deepfake_lightning.inference.video_predict import FRAME_COLUMNS, plot_timeline, predict_frames
 from deepfake_lightning.inference.video_source import Sampling, is_live, iter_frames
 from deepfake_lightning.utils.config_validation import ConfigError
+from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def predict_video(cfg: DictConfig) -> dict[str, Any]:
     return {"status": "ok", **{k: v for k, v in result.items() if k != "model"}}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict_video")
+@hydra_main("predict_video")
 def main(cfg: DictConfig) -> None:
     run_task(predict_video, cfg)
 

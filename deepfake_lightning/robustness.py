@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.evaluation.calibrate_run import find_calibration
 from deepfake_lightning.evaluation.eval_setup import resolve_device, start_evaluation
 from deepfake_lightning.evaluation.robustness import evaluate_robustness, write_robustness
+from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
 
@@ -39,7 +39,7 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
     return {"status": "ok", "results": rows}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="robustness")
+@hydra_main("robustness")
 def main(cfg: DictConfig) -> None:
     run_task(robustness, cfg)
 

@@ -6,13 +6,13 @@ import ipaddress
 import logging
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServiceSettings
 from deepfake_lightning.utils.config_validation import ConfigError
+from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
     return {"status": "ok"}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
+@hydra_main("serve")
 def main(cfg: DictConfig) -> None:
     run_task(serve, cfg)
 

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -16,6 +15,7 @@ from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
 from deepfake_lightning.evaluation.calibrate_run import calibrate_checkpoint, uncalibrated
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
 from deepfake_lightning.utils.config_validation import validate_config
+from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import instantiate_group, resolve_precision, run_task, seed
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra_main("train")
 def main(cfg: DictConfig) -> float | None:
     """Returns the validation metric sweepers optimise (never a test metric)."""
     results = run_task(train, cfg)

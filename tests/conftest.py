@@ -70,9 +70,9 @@ def make_folder_tree(base: Path, per_class: int = 10, size: int = 48) -> Path:
 TINY_TRAINER = [
     "trainer.accelerator=cpu",
     "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=2",
-    "+trainer.limit_val_batches=1",
-    "+trainer.limit_test_batches=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
     "trainer.log_every_n_steps=1",
     "~callbacks.rich_progress_bar",
     "+trainer.enable_progress_bar=false",

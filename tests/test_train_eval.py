@@ -93,7 +93,7 @@ def test_fast_dev_run_every_experiment(compose_cfg, tmp_path: Path, experiment: 
     root = make_140k_tree(tmp_path / "k140", per_class=4)
     overrides = [
         f"+experiment={experiment}",
-        "+trainer.fast_dev_run=true",
+        "trainer.fast_dev_run=true",
         "model.backbone.weights=null",
         "data.num_workers=0",
         "data.batch_size=4",

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
 from deepfake_lightning.bench.run import run_bench
+from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="bench")
+@hydra_main("bench")
 def main(cfg: DictConfig) -> None:
     run_task(run_bench, cfg)
 

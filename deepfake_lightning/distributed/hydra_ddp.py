@@ -63,7 +63,10 @@ def hydra_job_command(local_rank: int) -> tuple[list[str], str]:
     from hydra.utils import get_original_cwd
 
     hydra_cfg = HydraConfig.get()
-    command = _entry_command() + _hydra_flags(sys.argv[1:]) + list(hydra_cfg.overrides.task)
+    # the user's config dirs (hydra.searchpath=[...]) too: a +experiment from there must compose in the children
+    hydra_overrides = hydra_cfg.overrides.get("hydra") or []
+    searchpath = [o for o in hydra_overrides if o.split("=", 1)[0].lstrip("+~") == "hydra.searchpath"]
+    command = _entry_command() + _hydra_flags(sys.argv[1:]) + searchpath + list(hydra_cfg.overrides.task)
     command += [
         "hydra.mode=RUN",
         f"hydra.run.dir={_quoted(str(hydra_cfg.runtime.output_dir))}",

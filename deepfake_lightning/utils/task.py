@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from deepfake_lightning.utils.config_tree import apply_extras
 from deepfake_lightning.utils.config_validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,12 @@ def _is_multirun() -> bool:
 
 
 def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict[str, Any]:
-    """Run one job; in a multirun a failure is recorded in the job's dir and the sweep goes on."""
+    """Run one job; in a multirun a failure is recorded in the job's dir and the sweep goes on.
+
+    First the ``extras`` of the config (``conf/extras``: print the config tree, ...), as every entry point
+    calls this.
+    """
+    apply_extras(cfg)
     output_dir = Path(OmegaConf.select(cfg, "paths.output_dir", default="."))
     try:
         return task(cfg)

@@ -1,0 +1,27 @@
+"""Console scripts for the verbs whose ``main`` returns what it wrote (tests use it): a console script exits
+with ``main()``'s return value, so these return nothing instead. The Hydra verbs (``dfl-train``, ``dfl-eval``,
+...) point at their ``main`` directly: ``pyproject.toml`` [project.scripts] lists them all.
+"""
+
+from __future__ import annotations
+
+
+def compare() -> None:
+    """``dfl-compare`` = ``python -m deepfake_lightning.compare``."""
+    from deepfake_lightning.compare import main
+
+    main()
+
+
+def ablation() -> None:
+    """``dfl-ablation`` = ``python -m deepfake_lightning.sweeps.ablation``."""
+    from deepfake_lightning.sweeps.ablation import main
+
+    main()
+
+
+def loadtest() -> None:
+    """``dfl-loadtest`` = ``python -m deepfake_lightning.inference.loadtest``."""
+    from deepfake_lightning.inference.loadtest import main
+
+    main()
