@@ -1,17 +1,26 @@
-"""`python -m deepfake_lightning.predict ckpt_path=MODEL input=PATH|DIR|GLOB output=FILE.csv|.json`."""
+"""`python -m deepfake_lightning.predict ckpt_path=MODEL input=PATH|DIR|GLOB output=FILE.csv|.json`.
+
+One process by default (DataLoader workers decode while the model scores); with `trainer=ddp_cpu` or
+`trainer=ddp ...` a distributed `trainer.predict` job whose rank shards are merged into one file
+(`inference/distributed_predict.py`). `quantize=int8` runs a cached int8 export of a checkpoint.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from deepfake_lightning.inference.batch_predict import COLUMNS, FACE_COLUMN, predict_files
+from deepfake_lightning.inference.batch_predict import COLUMNS, FACE_COLUMN, loader_sizes, predict_files
+from deepfake_lightning.inference.detector import BaseDetector
+from deepfake_lightning.inference.distributed_predict import predict_distributed
 from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
 from deepfake_lightning.inference.inputs import InputNotFoundError, expand_inputs
+from deepfake_lightning.inference.int8_cache import int8_config, validate_quantize
 from deepfake_lightning.inference.row_writer import RowWriter, check_output_path
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.hydra_main import hydra_main
@@ -22,6 +31,7 @@ log = logging.getLogger(__name__)
 
 def _validate(cfg: DictConfig) -> list[Path]:
     validate_detector_config(cfg)
+    validate_quantize(cfg)
     try:
         check_output_path(cfg.output)
         paths = expand_inputs(str(cfg.input))
@@ -32,16 +42,42 @@ def _validate(cfg: DictConfig) -> list[Path]:
     return paths
 
 
+def detector_builder(cfg: DictConfig, paths: list[Path]) -> Callable[[str | None], BaseDetector]:
+    """`build(device)`: the configured detector (int8: the cached quantized model) on `device` (None: cfg's)."""
+
+    def build(device: str | None = None) -> BaseDetector:
+        run = int8_config(cfg, paths) if cfg.get("quantize") else cfg
+        if device is not None:
+            run = run.copy()
+            with open_dict(run):
+                run.device = device
+        return detector_from_config(run)
+
+    return build
+
+
 def predict(cfg: DictConfig) -> dict[str, Any]:
+    """Single process (the default), or `trainer=...`: a distributed `trainer.predict` job, merged on rank 0."""
     paths = _validate(cfg)
-    detector = detector_from_config(cfg)
+    build = detector_builder(cfg, paths)
     columns = [*COLUMNS, FACE_COLUMN] if cfg.face_crop else list(COLUMNS)
-    counts = {"fake": 0, "real": 0, "error": 0}
     start = time.perf_counter()
-    with RowWriter(cfg.output, columns) as out:
-        for row in predict_files(detector, paths, cfg.batch_size, cfg.num_workers, cfg.progress):
-            out.write(row)
-            counts[row["label"] or "error"] += 1
+    if OmegaConf.select(cfg, "trainer") is not None:
+        result = predict_distributed(
+            cfg.trainer, build, paths, cfg.output, columns, cfg.batch_size, cfg.num_workers, cfg.progress
+        )
+        if "rank" in result:  # ranks > 0: rank 0 reports
+            return result
+        counts = {key: result[key] for key in ("fake", "real", "error")}
+    else:
+        detector = build()
+        batch_size, workers = loader_sizes(detector, cfg.batch_size, cfg.num_workers)
+        log.info("batch_size=%d, num_workers=%d", batch_size, workers)
+        counts = {"fake": 0, "real": 0, "error": 0}
+        with RowWriter(cfg.output, columns) as out:
+            for row in predict_files(detector, paths, batch_size, workers, cfg.progress):
+                out.write(row)
+                counts[row["label"] or "error"] += 1
     seconds = time.perf_counter() - start
     rate = len(paths) / seconds if seconds > 0 else float("inf")
     log.info("%d files in %.2f s (%.1f images/s): %s -> %s", len(paths), seconds, rate, counts, cfg.output)
