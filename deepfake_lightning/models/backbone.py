@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
+from deepfake_lightning.models.feature_backbone import FeatureBackbone
+
 FEATURE_CHANNELS = 1280
 
 
@@ -17,12 +19,20 @@ class WeightsError(RuntimeError):
     """Pretrained weights were asked for but cannot be used; the message says how to fix it."""
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_sha256(path: Path, sha256: str | None) -> None:
+    """Refuse a weights file whose SHA-256 differs from `model.backbone.sha256` (no check when it is null)."""
+    if sha256 is not None:
+        actual = sha256_of(path)
+        if actual.lower() != sha256.lower():
+            raise WeightsError(f"{path}: SHA-256 is {actual}, expected model.backbone.sha256={sha256}")
 
 
 def _load_named_weights(name: str) -> dict[str, torch.Tensor]:
@@ -48,10 +58,7 @@ def _load_named_weights(name: str) -> dict[str, torch.Tensor]:
 
 
 def _load_file_weights(path: Path, sha256: str | None) -> dict[str, torch.Tensor]:
-    if sha256 is not None:
-        actual = _sha256(path)
-        if actual.lower() != sha256.lower():
-            raise WeightsError(f"{path}: SHA-256 is {actual}, expected model.backbone.sha256={sha256}")
+    check_sha256(path, sha256)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -75,53 +82,32 @@ def load_mobilenet_v2_state(weights: str | None, sha256: str | None = None) -> d
     return _load_named_weights(str(weights))
 
 
-class MobileNetV2Backbone(nn.Module):
-    """MobileNetV2 `features` (1280 channels at stride 32).
+class MobileNetV2Backbone(FeatureBackbone):
+    """torchvision MobileNetV2 `features` (1280 channels at stride 32): the published backbone and the default.
 
-    `freeze_first_n` freezes the first N parameter tensors of `features` in registration order (a conv weight
-    and each BatchNorm weight/bias count one each), the Keras-style "first N layers" convention of the
-    published model. Frozen BatchNorm layers are also kept in eval mode so their running stats stay fixed.
+    Freezing follows `FeatureBackbone`: the first `freeze_first_n` of the 156 tensors of `features`.
     """
 
     def __init__(
         self, weights: str | None = None, freeze_first_n: int = 0, sha256: str | None = None
     ) -> None:
-        super().__init__()
-        self.features = mobilenet_v2(weights=None).features
+        features = mobilenet_v2(weights=None).features
         state = load_mobilenet_v2_state(weights, sha256)
         if state is not None:
-            self._load(state, source=str(weights))
-        n_tensors = len(list(self.features.parameters()))
-        if not 0 <= freeze_first_n <= n_tensors:
-            raise ValueError(f"model.backbone.freeze_first_n={freeze_first_n}: allowed 0..{n_tensors}")
-        self.freeze_first_n = freeze_first_n
-        self._frozen_bn: list[nn.Module] = []
-        for index, param in enumerate(self.features.parameters()):
-            param.requires_grad_(index >= freeze_first_n)
-        for module in self.features.modules():
-            if isinstance(module, nn.BatchNorm2d) and not any(p.requires_grad for p in module.parameters()):
-                self._frozen_bn.append(module)
-        self.out_channels = FEATURE_CHANNELS
+            _load_features(features, state, source=str(weights))
+        super().__init__(features, FEATURE_CHANNELS, freeze_first_n)
 
-    def _load(self, state: dict[str, torch.Tensor], source: str) -> None:
-        prefixed = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
-        state = prefixed or state
-        missing, unexpected = self.features.load_state_dict(state, strict=False)
-        if missing:
-            raise WeightsError(
-                f"{source}: {len(missing)} MobileNetV2 feature tensors missing (e.g. {missing[0]}); "
-                "expected a torchvision mobilenet_v2 state_dict"
-            )
-        del unexpected  # classifier weights of a full model are fine to ignore
 
-    def train(self, mode: bool = True) -> MobileNetV2Backbone:
-        super().train(mode)
-        for module in self._frozen_bn:
-            module.eval()
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+def _load_features(features: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    prefixed = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    state = prefixed or state
+    missing, unexpected = features.load_state_dict(state, strict=False)
+    if missing:
+        raise WeightsError(
+            f"{source}: {len(missing)} MobileNetV2 feature tensors missing (e.g. {missing[0]}); "
+            "expected a torchvision mobilenet_v2 state_dict"
+        )
+    del unexpected  # classifier weights of a full model are fine to ignore
 
 
 def count_backbone_tensors() -> int:

@@ -8,14 +8,15 @@ import torch
 from torch import nn
 
 from deepfake_lightning.models.attention import SpatialAttention
-from deepfake_lightning.models.backbone import MobileNetV2Backbone
+from deepfake_lightning.models.backbones import build_backbone
+from deepfake_lightning.models.feature_backbone import FeatureBackbone
 from deepfake_lightning.models.head import MLPHead
 
 
 class DeepfakeDetector(nn.Module):
     """Returns one logit per image; positive means fake."""
 
-    def __init__(self, backbone: MobileNetV2Backbone, attention: SpatialAttention, head: MLPHead) -> None:
+    def __init__(self, backbone: FeatureBackbone, attention: SpatialAttention, head: MLPHead) -> None:
         super().__init__()
         self.backbone = backbone
         self.attention = attention
@@ -30,8 +31,12 @@ class DeepfakeDetector(nn.Module):
 def build_detector(
     backbone: dict[str, Any], attention: dict[str, Any], head: dict[str, Any]
 ) -> DeepfakeDetector:
-    """Build from plain config dicts (the form stored in checkpoints, so they load without pickled objects)."""
-    net_backbone = MobileNetV2Backbone(**backbone)
+    """Build from plain config dicts (the form stored in checkpoints, so they load without pickled objects).
+
+    Attention and head widths follow the backbone's channel count (1280 for MobileNetV2, timm's
+    `feature_info.channels()[-1]` otherwise).
+    """
+    net_backbone = build_backbone(backbone)
     return DeepfakeDetector(
         backbone=net_backbone,
         attention=SpatialAttention(channels=net_backbone.out_channels, **attention),

@@ -141,10 +141,11 @@ def validate_model(cfg: DictConfig) -> None:
     _check(cfg, "model.attention.hidden", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     _check(
         cfg,
-        "model.backbone.freeze_first_n",
-        lambda v: _is_int(v) and 0 <= v <= BACKBONE_TENSORS,
-        f"an integer in 0..{BACKBONE_TENSORS} (parameter tensors of MobileNetV2.features)",
+        "model.attention.kind",
+        lambda v: v in ("channel_gate", "spatial", "softmax"),
+        "channel_gate, spatial or softmax",
     )
+    validate_backbone(cfg)
     _check(cfg, "model.loss.name", lambda v: v in ("focal", "bce"), "focal or bce")
     _check(
         cfg, "model.loss.alpha", lambda v: v == -1 or 0 <= v <= 1, "a value in [0, 1], or -1 for no weighting"
@@ -154,6 +155,39 @@ def validate_model(cfg: DictConfig) -> None:
     _check(cfg, "model.optimizer.weight_decay", lambda v: v >= 0, "a number >= 0")
     _check(cfg, "model.threshold", lambda v: 0 < v < 1, "a number in (0, 1)")
     _check(cfg, "model.nonfinite_loss", lambda v: v in ("stop", "skip"), "stop or skip")
+
+
+def validate_backbone(cfg: DictConfig) -> None:
+    """`model.backbone.name` names a known model; `freeze_first_n` fits its tensor count (timm: counted on meta)."""
+    name = _get(cfg, "model.backbone.name") or "mobilenet_v2"
+    if not isinstance(name, str) or not (name == "mobilenet_v2" or name.startswith("timm:")):
+        raise ConfigError(
+            f"model.backbone.name={name!r}: expected mobilenet_v2 or timm:<model name> (e.g. timm:resnet18)"
+        )
+    n_tensors, what = BACKBONE_TENSORS, "parameter tensors of MobileNetV2.features"
+    if name != "mobilenet_v2":
+        import timm
+
+        model_name = name.removeprefix("timm:")
+        if not timm.is_model(model_name):
+            pattern = model_name.split(".")[0][:6]
+            raise ConfigError(
+                f"model.backbone.name={name!r}: timm has no model {model_name!r}; list them with "
+                f"python -c \"import timm; print(timm.list_models('{pattern}*'))\""
+            )
+        from deepfake_lightning.models.timm_backbone import count_timm_tensors
+
+        try:
+            n_tensors = count_timm_tensors(model_name)
+        except ValueError as err:  # no features_only support
+            raise ConfigError(str(err)) from None
+        what = f"parameter tensors of the timm {model_name} feature extractor"
+    _check(
+        cfg,
+        "model.backbone.freeze_first_n",
+        lambda v: _is_int(v) and 0 <= v <= n_tensors,
+        f"an integer in 0..{n_tensors} ({what})",
+    )
 
 
 def validate_run(cfg: DictConfig) -> None:

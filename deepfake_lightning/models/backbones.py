@@ -1,0 +1,47 @@
+"""`model.backbone.name` -> a backbone: torchvision MobileNetV2 (the published default) or any timm model.
+
+Names: `mobilenet_v2`, or `timm:<model>` with any name `timm.list_models()` gives (a pretrained tag such as
+`timm:resnet18.a1_in1k` is allowed). Checkpoints written before the key existed have no `name`: MobileNetV2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deepfake_lightning.models.backbone import MobileNetV2Backbone, count_backbone_tensors
+from deepfake_lightning.models.feature_backbone import FeatureBackbone
+
+DEFAULT_BACKBONE = "mobilenet_v2"
+TIMM_PREFIX = "timm:"
+
+
+def timm_model_name(name: str) -> str | None:
+    """The timm model of `timm:<model>`; None for the torchvision default."""
+    if name == DEFAULT_BACKBONE:
+        return None
+    if name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX):
+        return name[len(TIMM_PREFIX) :]
+    raise ValueError(
+        f"model.backbone.name={name!r}: expected {DEFAULT_BACKBONE} or timm:<model name> (e.g. timm:resnet18)"
+    )
+
+
+def build_backbone(config: dict[str, Any]) -> FeatureBackbone:
+    """Build from the plain `model.backbone` dict (name, weights, sha256, freeze_first_n)."""
+    config = dict(config)
+    model_name = timm_model_name(str(config.pop("name", None) or DEFAULT_BACKBONE))
+    if model_name is None:
+        return MobileNetV2Backbone(**config)
+    from deepfake_lightning.models.timm_backbone import TimmBackbone
+
+    return TimmBackbone(model_name, **config)
+
+
+def backbone_tensor_count(name: str) -> int:
+    """Parameter tensors of the named feature extractor: the upper bound of `freeze_first_n`."""
+    model_name = timm_model_name(name)
+    if model_name is None:
+        return count_backbone_tensors()
+    from deepfake_lightning.models.timm_backbone import count_timm_tensors
+
+    return count_timm_tensors(model_name)

@@ -1,0 +1,46 @@
+"""What every backbone shares: a feature extractor, its channel count, and freezing of its first N tensors."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FeatureBackbone(nn.Module):
+    """Wraps `features` (images -> Bx`out_channels`xhxw) and freezes its first `freeze_first_n` parameter tensors.
+
+    Tensors are counted in registration order (a conv weight and each BatchNorm weight/bias count one each), the
+    Keras-style "first N layers" convention of the published model, for every backbone family. A BatchNorm whose
+    parameters are all frozen is also kept in eval mode so its (pretrained) running statistics stay fixed.
+    """
+
+    def __init__(
+        self, features: nn.Module, out_channels: int, freeze_first_n: int = 0, name: str = ""
+    ) -> None:
+        super().__init__()
+        self.features = features
+        self.out_channels = int(out_channels)
+        n_tensors = len(list(features.parameters()))
+        if not 0 <= freeze_first_n <= n_tensors:
+            label = f" ({name})" if name else ""
+            raise ValueError(f"model.backbone.freeze_first_n={freeze_first_n}: allowed 0..{n_tensors}{label}")
+        self.freeze_first_n = freeze_first_n
+        for index, param in enumerate(features.parameters()):
+            param.requires_grad_(index >= freeze_first_n)
+        # a BatchNorm without affine parameters has nothing to freeze and follows the module's mode
+        self._frozen_bn: list[nn.Module] = [
+            module
+            for module in features.modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm)
+            and any(True for _ in module.parameters())
+            and not any(p.requires_grad for p in module.parameters())
+        ]
+
+    def train(self, mode: bool = True) -> FeatureBackbone:
+        super().train(mode)
+        for module in self._frozen_bn:
+            module.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)

@@ -1,0 +1,141 @@
+"""Any timm model as the backbone: its last `features_only` level, with explicit, never-silent weight loading."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from deepfake_lightning.models.backbone import WeightsError, check_sha256
+from deepfake_lightning.models.feature_backbone import FeatureBackbone
+
+log = logging.getLogger(__name__)
+TIMM_PRETRAINED = (
+    "pretrained"  # model.backbone.weights value asking for timm's own weights (hub or its cache)
+)
+LIST_MODELS_HINT = "list them with: python -c \"import timm; print(timm.list_models('resnet*'))\""
+
+
+def _create(model_name: str, **kwargs: object) -> nn.Module:
+    """`timm.create_model(features_only=True)` for the last feature level only."""
+    import timm
+
+    if not timm.is_model(model_name):
+        raise ValueError(
+            f"model.backbone.name='timm:{model_name}': timm has no such model; {LIST_MODELS_HINT}"
+        )
+    try:
+        return timm.create_model(model_name, features_only=True, out_indices=(-1,), **kwargs)
+    except Exception as err:
+        if kwargs.get("pretrained"):  # hub unreachable, not in the cache, corrupt download...
+            raise WeightsError(
+                f"could not load timm weights for {model_name} ({err.__class__.__name__}: {str(err)[:300]}). "
+                f"Offline: on a machine with internet save torch.save(timm.create_model({model_name!r}, "
+                "pretrained=True).state_dict(), 'FILE.pth') and pass model.backbone.weights=FILE.pth, or "
+                "train from scratch with model.backbone.weights=null"
+            ) from err
+        raise ValueError(
+            f"model.backbone.name='timm:{model_name}': timm cannot build it with features_only=True "
+            f"({err.__class__.__name__}: {err})"
+        ) from None
+
+
+def count_timm_tensors(model_name: str) -> int:
+    """Parameter tensors of the `features_only` extractor, counted on the meta device (no memory, no weights)."""
+    with torch.device("meta"):
+        return len(list(_create(model_name).parameters()))
+
+
+def _verified_file(model_name: str, path: Path, sha256: str | None) -> Path:
+    """Check the file against the full timm model: timm's own feature loading is non-strict and would ignore
+    a file of another architecture, leaving random weights without a word."""
+    import timm
+    from timm.models import load_state_dict
+
+    check_sha256(path, sha256)
+    try:
+        state = load_state_dict(str(path), weights_only=True)
+    except Exception as err:
+        raise WeightsError(f"{path}: not a loadable weights file ({err.__class__.__name__}: {err})") from err
+    with torch.device("meta"):
+        full = timm.create_model(model_name)
+    classifiers = full.pretrained_cfg.get("classifier") or ()
+    classifiers = (classifiers,) if isinstance(classifiers, str) else tuple(classifiers)
+    expected = {
+        key: value
+        for key, value in full.state_dict().items()
+        if not key.startswith(tuple(f"{c}." for c in classifiers))
+    }
+    missing = [key for key in expected if key not in state]
+    wrong = [
+        key for key in expected if key in state and tuple(state[key].shape) != tuple(expected[key].shape)
+    ]
+    if missing or wrong:
+        example = (missing or wrong)[0]
+        raise WeightsError(
+            f"{path}: {len(missing)} tensors of timm {model_name} missing and {len(wrong)} of another shape "
+            f"(e.g. {example}); expected a state_dict saved from timm.create_model({model_name!r})"
+        )
+    return path
+
+
+class TimmBackbone(FeatureBackbone):
+    """timm `create_model(name, features_only=True)`, last feature level; channels from `feature_info`.
+
+    `weights`: null (random init), a local state_dict file of the same timm model (.pth/.bin/.safetensors,
+    optionally checked against `sha256`), or "pretrained" for timm's own weights (Hugging Face hub or its local
+    cache). Anything that cannot be loaded raises `WeightsError`; random weights are never a silent fallback.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        weights: str | None = None,
+        freeze_first_n: int = 0,
+        sha256: str | None = None,
+    ) -> None:
+        features = _create(model_name, **_pretrained_kwargs(model_name, weights, sha256))
+        channels = int(features.feature_info.channels()[-1])
+        super().__init__(features, channels, freeze_first_n, name=f"timm:{model_name}")
+        self.model_name = model_name
+        output_fmt = getattr(features, "output_fmt", "NCHW")
+        self.channels_last_output = str(getattr(output_fmt, "value", output_fmt)) == "NHWC"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.features(x)[-1]
+        return out.permute(0, 3, 1, 2) if self.channels_last_output else out  # swin & co. give NHWC
+
+
+def _pretrained_kwargs(model_name: str, weights: str | None, sha256: str | None) -> dict[str, object]:
+    if weights is None:
+        return {}
+    path = Path(str(weights)).expanduser()
+    if path.is_file():
+        return {
+            "pretrained": True,
+            "pretrained_cfg_overlay": {"file": str(_verified_file(model_name, path, sha256))},
+        }
+    if str(weights) != TIMM_PRETRAINED:
+        if os.sep in str(weights) or str(weights).endswith((".pth", ".pt", ".bin", ".safetensors")):
+            raise WeightsError(f"model.backbone.weights={weights!r}: file not found")
+        raise WeightsError(
+            f"model.backbone.weights={weights!r} for timm:{model_name}: expected null, a weights file, or "
+            f"{TIMM_PRETRAINED!r} (timm's own weights)"
+        )
+    return {"pretrained": True, **_hub_source(model_name)}
+
+
+def _hub_source(model_name: str) -> dict[str, object]:
+    """timm would warn and keep random weights for a model that has none: refuse that instead."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(model_name)
+    if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
+        raise WeightsError(
+            f"model.backbone.weights={TIMM_PRETRAINED!r}: timm has no pretrained weights for {model_name}; "
+            "pass a weights file or model.backbone.weights=null"
+        )
+    return {}
