@@ -102,3 +102,16 @@ def test_settings_are_checked() -> None:
         ServiceSettings(body_timeout_s=0)
     with pytest.raises(ValueError, match="max_batch_size"):
         ServiceSettings(max_batch_size=0)
+
+
+def test_gradcam_overlay_for_a_model_without_an_attention_map(detector: Detector) -> None:
+    from deepfake_lightning.inference import explain
+
+    tensor = detector.prepare(IMAGES[0], "x")[0][0]
+    assert explain.can_gradcam(detector)
+    cam = explain.gradcam(detector, tensor, predicted=1)
+    assert cam.shape == tuple(tensor.shape[1:]) and 0.0 <= cam.min() and cam.max() <= 1.0
+    record = explain.explanation(detector, tensor, None, cam)
+    assert record["method"] == "gradcam" and _png(record["overlay"]).shape == (*cam.shape, 3)
+    none = explain.explanation(detector, tensor, None, None)
+    assert "overlay" not in none and none["method"].startswith("none")
