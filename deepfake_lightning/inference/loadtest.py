@@ -11,11 +11,13 @@ bounded: `requests` in total and at most `max_seconds`; whatever has not finishe
 Every option is `key=value` (no Hydra: a measuring tool should not create a run dir of its own).
 
 With `ckpt_path`, the same run also measures, one after the other on the same model and the same requests:
-`serial` (a server with `max_batch_size=1`: the previous service, one request at a time through one lock; off
-with `compare=false`), `run` (the server with dynamic batching, `max_batch_size` and `batch_wait_ms`), and
+`serial` (today's default server with `max_batch_size=1`: the previous service, one request at a time through
+one lock, default backend; off with `compare=false`), `run` (the server with dynamic batching, `max_batch_size`,
+`batch_wait_ms` and `backend`), and
 `model_only` (the same backend scoring prepared batches of `max_batch_size` in this process, no HTTP, while no
-server runs). `comparison` puts them side by side: batched / serial requests per second, and the images per
-second the batched server scored as a fraction of the model-only rate. The load average is recorded with them.
+server runs; measured before and after the servers, and `comparison` uses the mean). `comparison` puts them
+side by side: batched / serial requests per second, and the images per second the batched server scored as a
+fraction of the model-only rate. The load average is recorded with them.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "out": None,  # also write the summary to this .json
     "max_batch_size": 16,  # the batched server's setting, and the batch of the model-only measurement
     "batch_wait_ms": 5.0,
-    "backend": "auto",  # the server's backend (auto | torch | onnx), also used for the model-only rate
+    "backend": "auto",  # the batched server's backend (auto | torch | onnx), also the model-only rate's
+    "onnx_sessions": 0,  # with backend=onnx: the batched server's and the model-only rate's sessions
     "compare": True,  # with ckpt_path: also run the serial server (max_batch_size=1) first
     "model_only_seconds": 10.0,  # with ckpt_path: how long the model-only rate is measured (0: not measured)
     "server_overrides": [],  # more `key=value` for the started servers (e.g. face_crop=true)
@@ -247,7 +250,12 @@ def _timed(url: str, payloads: list[Payload], order: list[int], options: dict[st
 
 
 def model_only_throughput(
-    ckpt_path: str, backend: str, batch_size: int, payloads: Sequence[Payload], seconds: float
+    ckpt_path: str,
+    backend: str,
+    batch_size: int,
+    payloads: Sequence[Payload],
+    seconds: float,
+    onnx_sessions: int = 0,
 ) -> dict[str, Any]:
     """Images/s of `Detector.score` on prepared batches of `batch_size` (the valid payloads, cycled), no HTTP."""
     import torch
@@ -255,7 +263,7 @@ def model_only_throughput(
     from deepfake_lightning.inference import Detector
     from deepfake_lightning.inference.detector import stack_inputs
 
-    detector = Detector.load(ckpt_path, backend=backend)
+    detector = Detector.load(ckpt_path, backend=backend, onnx_sessions=onnx_sessions)
     images = [p for p in payloads if p.valid]
     prepared = [detector.prepare(images[i % len(images)].data, "x")[0] for i in range(batch_size)]
     batch = stack_inputs(prepared)
@@ -325,23 +333,30 @@ def run_load_test(**overrides: Any) -> dict[str, Any]:
         summary["run"] = _timed(str(options["url"]), payloads, order, options)
         summary["load_average_at_end"] = _load_average()
         return summary
-    common = [f"backend={options['backend']}", *[str(o) for o in options["server_overrides"]]]
+    common = [str(o) for o in options["server_overrides"]]
+    measure_model = float(options["model_only_seconds"]) > 0
+    model_args = (
+        str(options["ckpt_path"]),
+        str(options["backend"]),
+        int(options["max_batch_size"]),
+        payloads,
+        float(options["model_only_seconds"]),
+        int(options["onnx_sessions"]),
+    )
+    if measure_model:  # before and after the servers: on a shared machine the load drifts during a run
+        summary["model_only_before"] = model_only_throughput(*model_args)
     if options["compare"]:
         summary["serial"] = _serve_and_drive(options, payloads, order, warm, [*common, "max_batch_size=1"])
     batched = [
         *common,
+        f"backend={options['backend']}",
+        f"onnx_sessions={int(options['onnx_sessions'])}",
         f"max_batch_size={int(options['max_batch_size'])}",
         f"batch_wait_ms={float(options['batch_wait_ms'])}",
     ]
     summary.update(_serve_and_drive(options, payloads, order, warm, batched))
-    if float(options["model_only_seconds"]) > 0:
-        summary["model_only"] = model_only_throughput(
-            str(options["ckpt_path"]),
-            str(options["backend"]),
-            int(options["max_batch_size"]),
-            payloads,
-            float(options["model_only_seconds"]),
-        )
+    if measure_model:
+        summary["model_only"] = model_only_throughput(*model_args)
     summary["load_average_at_end"] = _load_average()
     summary["comparison"] = _comparison(summary)
     return summary
@@ -350,15 +365,16 @@ def run_load_test(**overrides: Any) -> dict[str, Any]:
 def _comparison(summary: dict[str, Any]) -> dict[str, Any]:
     run = summary["run"]
     serial = summary.get("serial", {}).get("run", {})
-    model = summary.get("model_only", {})
+    rates = [summary[k]["images_per_s"] for k in ("model_only_before", "model_only") if k in summary]
+    model_rate = round(sum(rates) / len(rates), 1) if rates else None
     return {
         "serial_rps": serial.get("throughput_rps"),
         "batched_rps": run["throughput_rps"],
         "batched_vs_serial": _ratio(run["throughput_rps"], serial.get("throughput_rps")),
         "serial_images_per_s": serial.get("images_scored_per_s"),
         "batched_images_per_s": run["images_scored_per_s"],
-        "model_only_images_per_s": model.get("images_per_s"),
-        "batched_vs_model_only": _ratio(run["images_scored_per_s"], model.get("images_per_s")),
+        "model_only_images_per_s": model_rate,  # mean of the rate before and after the servers
+        "batched_vs_model_only": _ratio(run["images_scored_per_s"], model_rate),
         "serial_p99_ms": serial.get("latency_ms", {}).get("p99"),
         "batched_p99_ms": run["latency_ms"]["p99"],
         "errors_on_valid_requests": run["valid_without_probability"] + run["server_errors"],
