@@ -110,3 +110,20 @@ def test_two_gloo_processes_equal_one_process(tiny_ckpt: Path, odd_folder: Path,
         else:
             assert b["p_fake"] == "" and "img_2b_broken.jpg" in b["error"]
     assert not (tmp_path / "ranks.csv.shards").exists()  # merged and removed
+
+
+def test_slurm_predict_job_runs_one_task_per_device() -> None:
+    """`predict -m hydra/launcher=slurm trainer=ddp ...` composes to one SLURM task per rank, like training."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF_DIR
+
+    overrides = ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2", "input=x"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("predict", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert (launcher.tasks_per_node, launcher.nodes) == (4, 2)
+    assert cfg.trainer.strategy._target_ == "deepfake_lightning.distributed.HydraDDPStrategy"
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        assert "trainer" not in compose("predict", overrides=["input=x"])  # the default: one process
