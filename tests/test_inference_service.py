@@ -179,7 +179,7 @@ def test_real_uvicorn_server(tiny_ckpt: Path, tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # start-up on a loaded shared machine can take minutes
         while True:
             assert process.poll() is None, process.stdout.read().decode(errors="replace")[-3000:]
             try:
@@ -187,7 +187,7 @@ def test_real_uvicorn_server(tiny_ckpt: Path, tmp_path: Path) -> None:
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, "server did not answer /health within 120 s"
+            assert time.monotonic() < deadline, "server did not answer /health within 600 s"
             time.sleep(0.5)
         headers = {"X-API-Key": KEY}
         assert httpx.get(f"{base}/v1/model", timeout=10).status_code == 401
