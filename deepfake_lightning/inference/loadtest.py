@@ -43,6 +43,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from PIL import Image
 
+from deepfake_lightning.inference.raw_client import RawConnection, multipart_post
 from deepfake_lightning.inference.server_process import ServerProcess
 
 DEFAULTS: dict[str, Any] = {
@@ -62,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_wait_ms": 5.0,
     "backend": "auto",  # the batched server's backend (auto | torch | onnx), also the model-only rate's
     "onnx_sessions": 0,  # with backend=onnx: the batched server's and the model-only rate's sessions
+    "client": "raw",  # raw: prebuilt requests, ~no client CPU (raw_client.py); httpx: for https:// servers
     "compare": True,  # with ckpt_path: also run the serial server (max_batch_size=1) first
     "model_only_seconds": 10.0,  # with ckpt_path: how long the model-only rate is measured (0: not measured)
     "server_overrides": [],  # more `key=value` for the started servers (e.g. face_crop=true)
@@ -159,39 +161,56 @@ async def drive(
     timeout_s: float,
     max_seconds: float,
     api_key: str | None = None,
+    client: str = "raw",
 ) -> list[Outcome | None]:
-    """POST /v1/predict once per entry of `order` from `concurrency` clients; None: not finished in time."""
+    """POST /v1/predict once per entry of `order` from `concurrency` clients; None: not finished in time.
+
+    `client=raw` (prebuilt bytes over one keep-alive connection per client, `raw_client.py`) or `httpx`."""
     outcomes: list[Outcome | None] = [None] * len(order)
     pending_requests = iter(range(len(order)))  # shared by the workers; asyncio runs one at a time
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"X-API-Key": api_key} if api_key else {}
-    async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits, headers=headers) as client:
+    if client == "raw":
+        raws = [multipart_post(url, "/v1/predict", "file", p.name, p.data, headers) for p in payloads]
+        connections = [RawConnection(url) for _ in range(concurrency)]
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits, headers=headers) as session:
 
-        async def one(i: int) -> Outcome:
+        async def post(i: int, worker: int) -> tuple[int, bytes]:
             payload = payloads[order[i]]
+            if client == "raw":
+                return await asyncio.wait_for(connections[worker].request(raws[order[i]]), timeout_s)
+            response = await session.post("/v1/predict", files={"file": (payload.name, payload.data)})
+            return response.status_code, response.content
+
+        async def one(i: int, worker: int) -> Outcome:
             start = time.perf_counter()
             try:
-                response = await client.post("/v1/predict", files={"file": (payload.name, payload.data)})
-            except httpx.TimeoutException:
+                status, body = await post(i, worker)
+            except (httpx.TimeoutException, asyncio.TimeoutError):
                 return Outcome(order[i], time.perf_counter() - start, error="timeout")
-            except httpx.TransportError:
+            except (httpx.TransportError, OSError, asyncio.IncompleteReadError, ValueError):
                 return Outcome(order[i], time.perf_counter() - start, error="connection")
             seconds = time.perf_counter() - start
             probability = False
-            if response.status_code == 200:
-                p_fake = response.json().get("p_fake")
+            if status == 200:
+                try:
+                    p_fake = json.loads(body).get("p_fake")
+                except (ValueError, AttributeError):  # not a JSON object: counted as no probability
+                    p_fake = None
                 probability = isinstance(p_fake, (int, float)) and 0.0 <= p_fake <= 1.0
-            return Outcome(order[i], seconds, response.status_code, probability=probability)
+            return Outcome(order[i], seconds, status, probability=probability)
 
-        async def worker() -> None:
+        async def worker(k: int) -> None:
             for i in pending_requests:
-                outcomes[i] = await one(i)
+                outcomes[i] = await one(i, k)
 
-        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        tasks = [asyncio.create_task(worker(k)) for k in range(concurrency)]
         _, pending = await asyncio.wait(tasks, timeout=max_seconds)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if client == "raw":
+            await asyncio.gather(*(c.close() for c in connections))
     return outcomes
 
 
@@ -244,6 +263,7 @@ def _timed(url: str, payloads: list[Payload], order: list[int], options: dict[st
             float(options["timeout_s"]),
             float(options["max_seconds"]),
             options["api_key"],
+            str(options["client"]),
         )
     )
     return summarize(outcomes, payloads, time.perf_counter() - start)
@@ -315,6 +335,8 @@ def run_load_test(**overrides: Any) -> dict[str, Any]:
     options = {**DEFAULTS, **overrides}
     if (options["ckpt_path"] is None) == (options["url"] is None):
         raise ValueError("set exactly one of ckpt_path=MODEL (start a server) or url=http://HOST:PORT")
+    if options["client"] not in ("raw", "httpx"):
+        raise ValueError(f"client={options['client']!r}: expected raw or httpx")
     for key in ("requests", "concurrency", "max_batch_size"):
         if int(options[key]) < 1:
             raise ValueError(f"{key}={options[key]!r}: expected an integer >= 1")
