@@ -103,3 +103,22 @@ def test_softmax_map_is_a_distribution_and_uniform_means_identity() -> None:
     x = torch.randn(3, CHANNELS, SIDE, SIDE)
     assert torch.allclose(attention(x), x, atol=1e-6)
     assert torch.allclose(attention.last_map.sum(dim=(2, 3)), torch.ones(3, 1))
+
+
+def test_a_flat_map_is_drawn_flat_and_called_flat() -> None:
+    """Min-max stretching would turn a 0.500-0.505 gate into a full-range 'focus'; the overlays must not."""
+    import numpy as np
+
+    from deepfake_lightning.evaluation.explanations import _range_title, explain_batch, is_flat
+    from deepfake_lightning.inference.explain import overlay
+
+    assert is_flat(0.50, 0.51) and not is_flat(0.1, 0.9)
+    crop = np.full((32, 32, 3), 128, dtype=np.uint8)
+    heat = np.array([[0.500, 0.505], [0.500, 0.502]], dtype=np.float32)
+    assert overlay(crop, heat, relative=True).std(axis=(0, 1)).max() < 2.0
+    assert overlay(crop, heat).std(axis=(0, 1)).max() > 20.0  # what min-max scaling would have drawn
+    torch.manual_seed(0)
+    net = build_detector({"weights": None}, {"hidden": 32}, {"hidden": [16], "dropout": [0.1, 0.1]})
+    maps = explain_batch(net, torch.randn(2, 3, 64, 64), [0, 1])
+    assert maps["attention"].min() > 0.9  # the fresh channel gate's mean is ~0.5 everywhere: drawn flat
+    assert _range_title(maps["attention_range"], 0).endswith("(flat)")

@@ -42,20 +42,28 @@ def sample_groups(
     return picked
 
 
-def _normalise(maps: np.ndarray) -> np.ndarray:
-    """Per-image min-max scaling to [0, 1]; a flat map becomes all zeros."""
+FLAT_SPREAD = 0.1  # (max - min) / max below this: the map weights every location within 10%, i.e. no focus
+
+
+def _relative(maps: np.ndarray) -> np.ndarray:
+    """Per-image scaling by the map's maximum, not min-max: ratios between locations are kept, so a flat gate
+    (the published channel gate sits at 0.50-0.51) is drawn flat instead of being stretched into a false focus."""
     flat = maps.reshape(maps.shape[0], -1)
-    low, high = flat.min(1, keepdims=True), flat.max(1, keepdims=True)
-    return ((flat - low) / np.maximum(high - low, 1e-8)).reshape(maps.shape)
+    return (flat / np.maximum(flat.max(1, keepdims=True), 1e-8)).reshape(maps.shape)
+
+
+def is_flat(low: float, high: float) -> bool:
+    """A map whose locations differ by less than `FLAT_SPREAD` of its maximum selects nothing."""
+    return high <= 0 or (high - low) / high < FLAT_SPREAD
 
 
 def explain_batch(
     net: torch.nn.Module, images: torch.Tensor, predicted: Sequence[int]
 ) -> dict[str, np.ndarray | None]:
-    """Attention gate (upsampled, None when attention is off) and Grad-CAM maps, both (B, H, W) in [0, 1].
+    """Attention map (upsampled, divided by its maximum; None when attention is off) and Grad-CAM (min-max
+    scaled), both (B, H, W) in [0, 1].
 
-    ``attention_range`` keeps each gate's raw (min, max) before scaling: a flat gate would otherwise look
-    like "attends nowhere".
+    ``attention_range`` keeps each map's raw (min, max) for the panel title, where a flat map is called flat.
     """
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
@@ -69,7 +77,7 @@ def explain_batch(
     if gate is not None:
         flat = gate.float().flatten(1)
         attention_range = list(zip(flat.min(1).values.tolist(), flat.max(1).values.tolist(), strict=True))
-        attention = _normalise(
+        attention = _relative(
             F.interpolate(gate.float(), size=(height, width), mode="bilinear").squeeze(1).cpu().numpy()
         )
     targets = [BinaryClassifierOutputTarget(int(c)) for c in predicted]
@@ -83,7 +91,7 @@ def _range_title(ranges: list[tuple[float, float]] | None, k: int) -> str:
     if ranges is None:
         return "attention (off)"
     low, high = ranges[k]
-    return f"attention gate {low:.2f}-{high:.2f}"
+    return f"attention {low:.3g}-{high:.3g}{' (flat)' if is_flat(low, high) else ''}"
 
 
 def write_explanations(

@@ -251,8 +251,9 @@ def explanations_section(run_dir: Path) -> str:
     if not figures:
         return ""
     return (
-        "## Explanations\n\nSampled test images per outcome; attention gate and Grad-CAM (for the predicted class) "
-        "overlays, each scaled to its own min-max.\n\n" + figures
+        "## Explanations\n\nSampled test images per outcome; attention and Grad-CAM (for the predicted class) "
+        "overlays. The attention map is divided by its own maximum, so a flat map is drawn flat and its title "
+        "says `(flat)` (docs/attention.md); Grad-CAM is scaled to its own min-max.\n\n" + figures
     )
 
 

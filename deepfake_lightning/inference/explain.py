@@ -39,11 +39,12 @@ def scored_crop(tensor: torch.Tensor, normalize: Mapping[str, Any] | None) -> np
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
-def overlay(crop: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """Map (any size, min-max scaled here) upsampled onto the crop with the JET colour map."""
+def overlay(crop: np.ndarray, heat: np.ndarray, relative: bool = False) -> np.ndarray:
+    """Map (any size) upsampled onto the crop with the JET colour map: min-max scaled, or with `relative`
+    divided by its maximum so that a flat attention map is drawn flat, not stretched into a focus."""
     heat = heat.astype(np.float32)
     low, high = float(heat.min()), float(heat.max())
-    heat = (heat - low) / max(high - low, 1e-8)
+    heat = heat / max(high, 1e-8) if relative else (heat - low) / max(high - low, 1e-8)
     heat = cv2.resize(heat, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_LINEAR)
     colours = cv2.cvtColor(cv2.applyColorMap(np.uint8(heat * 255), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     return cv2.addWeighted(crop, 1.0 - OVERLAY_ALPHA, colours, OVERLAY_ALPHA, 0.0)
@@ -76,12 +77,24 @@ def gradcam(detector: Detector, tensor: torch.Tensor, predicted: int) -> np.ndar
 def explanation(
     detector: BaseDetector, tensor: torch.Tensor, attention: np.ndarray | None, cam: np.ndarray | None
 ) -> dict[str, str]:
-    """`{"crop": PNG, "overlay": PNG, "method": ...}` (base64); no overlay when the model offers no map."""
+    """`{"crop": PNG, "overlay": PNG, "method": ...}` (base64); no overlay when the model offers no map.
+
+    An attention overlay adds `attention_range` ("min-max" of the raw map) and, when its locations are within
+    10% of each other (the published channel gate on real faces, docs/attention.md), a `note` saying that the
+    map selects no location. Values stay strings: the API's `explanation` is `dict[str, str]`.
+    """
     crop = scored_crop(tensor, normalize_of(detector))
     record = {"crop": png_base64(crop)}
     heat, method = (attention, "attention") if attention is not None else (cam, "gradcam")
     if heat is not None:
-        record.update(overlay=png_base64(overlay(crop, heat)), method=method)
+        record.update(overlay=png_base64(overlay(crop, heat, relative=method == "attention")), method=method)
     else:
         record["method"] = "none: the model has no attention map and Grad-CAM needs the torch backend"
+    if attention is not None:
+        from deepfake_lightning.evaluation.explanations import is_flat
+
+        low, high = float(np.min(attention)), float(np.max(attention))
+        record["attention_range"] = f"{low:.3g}-{high:.3g}"
+        if is_flat(low, high):
+            record["note"] = "flat attention map: every location is weighted within 10%, it selects none"
     return record
