@@ -136,7 +136,11 @@ def test_export_and_folded_torch_path_match_for_timm(tmp_path: Path) -> None:
     from deepfake_lightning.inference.export_model import export_onnx
 
     torch.manual_seed(0)
-    net = build_detector({"name": f"timm:{TINY_TIMM}"}, **SMALL)  # has BatchNormAct2d too
+    # mobilenetv3 has timm's BatchNormAct2d; the softmax attention is exported here too (channel_gate is
+    # covered by tests/test_inference_export.py)
+    net = build_detector(
+        {"name": f"timm:{TINY_TIMM}"}, {**SMALL["attention"], "kind": "softmax"}, SMALL["head"]
+    )
     reestimate_batchnorm(net, [torch.randn(8, 3, 64, 64)])  # non-trivial statistics, so folding matters
     images = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
