@@ -167,6 +167,11 @@ def test_config_validation_names_unknown_timm_models(compose_cfg) -> None:
     ) as err:
         validate_config(cfg)
     assert "\n" not in str(err.value)
+    cfg = compose_cfg("train", ["model.attention.kind=gate"], tiny=False)
+    with pytest.raises(
+        ConfigError, match=r"^model.attention.kind='gate': expected channel_gate, spatial or softmax$"
+    ):
+        validate_config(cfg)
     cfg = compose_cfg("train", [f"model.backbone.name=timm:{TINY_TIMM}", "model.backbone.freeze_first_n=150"])
     with pytest.raises(ConfigError, match=r"freeze_first_n=150: expected an integer in 0..138 \(parameter"):
         validate_config(cfg)
