@@ -101,20 +101,27 @@ def mismatched_tensors(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str
     return sorted(set(ours) ^ set(theirs)) + shapes
 
 
-def check_resumable(path: str | Path, module: DetectorModule) -> None:
-    """Resuming needs a full Lightning checkpoint (loops, optimizer) of the network this config builds."""
+def check_resumable(path: str | Path, module: DetectorModule, resume: bool = True) -> None:
+    """Resuming needs a full Lightning checkpoint (loops, optimizer) of the network this config builds; testing
+    it (``resume=False``: ``train=false test=true``) needs only the network."""
     checkpoint = read_checkpoint(path)
     absent = [key for key in RESUME_KEYS if key not in checkpoint]
-    if absent:
+    if resume and absent:
         raise CheckpointError(
             f"{path}: cannot resume from it: it has no {', '.join(absent)} (not a full Lightning training "
             "checkpoint such as RUN/checkpoints/last.ckpt)"
         )
     differ = mismatched_tensors(module.state_dict(), checkpoint["state_dict"])
-    if differ:
+    if differ and resume:
         raise CheckpointError(
             f"{path}: cannot resume: its network differs from the one this config builds ({len(differ)} "
             f"tensor(s), e.g. {differ[0]}); resume with the model settings the run was trained with"
+        )
+    if differ:
+        raise CheckpointError(
+            f"{path}: cannot test it: its network differs from the one this config builds ({len(differ)} "
+            f"tensor(s), e.g. {differ[0]}); use the model settings it was trained with, or "
+            f"python -m deepfake_lightning.eval ckpt_path={path}, which reads them from the checkpoint"
         )
 
 

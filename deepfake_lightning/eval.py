@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.callbacks import SkippedImagesCallback
+from deepfake_lightning.distributed import gather_test_outputs
 from deepfake_lightning.evaluation.cross_dataset import evaluate_extra_sets, write_cross_dataset
 from deepfake_lightning.evaluation.eval_setup import resolve_calibration, start_evaluation
 from deepfake_lightning.evaluation.explanations import write_explanations
@@ -25,7 +26,10 @@ from deepfake_lightning.utils.task import run_task
 
 
 def _data_name(cfg: DictConfig) -> str:
-    """The chosen data config (``folder``, ``faces140k``...) to name the primary row of the cross-dataset table."""
+    """The data config (``folder``, ``faces140k``...) to name the primary row of the cross-dataset table: the
+    training run's when eval adopted it (``data_name``, set by ``start_evaluation``), else the one given."""
+    if cfg.get("data_name"):
+        return str(cfg.data_name)
     try:
         return str(HydraConfig.get().runtime.choices.get("data") or "test")
     except ValueError:
@@ -37,10 +41,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[SkippedImagesCallback(str(output_dir))])
     device = trainer.strategy.root_device
-    calibration = resolve_calibration(cfg, module, datamodule, output_dir, device)
-    temperature, threshold = calibration["temperature"], calibration["threshold"]
 
     trainer.test(module, datamodule=datamodule)
+    gather_test_outputs(module)  # every rank (a DDP collective): after it, every test image once
+    if not trainer.is_global_zero:  # DDP ranks > 0: rank 0 writes every file, once
+        return {"status": "ok", "global_rank": trainer.global_rank}
+    calibration = resolve_calibration(cfg, module, datamodule, output_dir, device)
+    temperature, threshold = calibration["temperature"], calibration["threshold"]
     extra = {"checkpoint": str(cfg.ckpt_path), "model": module.size(), "data": datamodule.counts()}
     datamodule.write_split_manifest(output_dir / "splits.csv")
     extra["calibration"] = calibration

@@ -14,15 +14,25 @@ from deepfake_lightning.checkpoints import check_resumable, find_last_checkpoint
 from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
 from deepfake_lightning.evaluation.calibrate_run import calibrate_checkpoint, uncalibrated
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
-from deepfake_lightning.utils.config_validation import validate_config
+from deepfake_lightning.utils.config_validation import ConfigError, validate_config
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import instantiate_group, resolve_precision, run_task, seed
 
 log = logging.getLogger(__name__)
 
 
+def _require_checkpoint_to_test(cfg: DictConfig) -> None:
+    """``train=false test=true`` without a checkpoint would score randomly initialised weights."""
+    if cfg.get("test") and not cfg.get("train") and cfg.get("ckpt_path") is None:
+        raise ConfigError(
+            "train=false test=true needs ckpt_path=RUN/checkpoints/best.ckpt (else it would test untrained "
+            "weights); to evaluate a trained checkpoint use python -m deepfake_lightning.eval ckpt_path=..."
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     validate_config(cfg)
+    _require_checkpoint_to_test(cfg)
     resolve_precision(cfg)
     seed(cfg)
     output_dir = Path(cfg.paths.output_dir)
@@ -31,12 +41,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":
         ckpt_path = str(find_last_checkpoint(cfg.paths.log_dir, exclude=output_dir))
-        log.info("resuming from %s", ckpt_path)
+        log.info("%s %s", "resuming from" if cfg.get("train") else "testing", ckpt_path)
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, _recursive_=False)
     if ckpt_path is not None:  # a clear CheckpointError for a damaged, foreign or code-running file
-        check_resumable(ckpt_path, model)
+        check_resumable(ckpt_path, model, resume=bool(cfg.get("train")))
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate(
         cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
@@ -58,6 +68,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results[cfg.optimized_metric] = float(checkpoint.best_model_score)
         results["best_checkpoint"] = checkpoint.best_model_path
     best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    if not cfg.get("train"):  # train=false test=true: the given checkpoint's weights, never fresh ones
+        best = ckpt_path
     calibration = uncalibrated(model.hparams.threshold)
     if best and trainer.is_global_zero and OmegaConf.select(cfg, "calibration.enabled", default=False):
         rule = cfg.calibration.threshold_rule

@@ -34,7 +34,7 @@ def make_ablation_sweep(sweep: Path, n_test: int = 40, epochs: int = 3) -> Path:
                 "train/loss": 0.7 - 0.1 * e,
                 "val/loss": 0.6 - 0.05 * e * signal,
                 "val/auroc": 0.6 + 0.1 * e * signal / 2,
-                "val/accuracy": 0.55 + 0.05 * e,
+                "val/accuracy@0.5": 0.55 + 0.05 * e,
                 "val/eer": 0.4 - 0.05 * e,
                 "lr-AdamW": 0.001 / (e + 1),
                 "epoch_seconds": 10.0,

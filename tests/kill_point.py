@@ -21,3 +21,15 @@ class KillPoint(L.Callback):
         if trainer.current_epoch == self.epoch and batch_idx == self.batch:
             self.path.write_text(f"{trainer.current_epoch} {batch_idx} {trainer.global_step}")
             time.sleep(self.wait_s)  # the test sends SIGKILL while we are mid-epoch
+
+
+class StopAfterEpoch(L.Callback):
+    """Ends training after epoch `epoch`, as an interruption would, without changing `max_epochs` (and with it the
+    learning-rate schedule, which a resumed run must share with the uninterrupted one)."""
+
+    def __init__(self, epoch: int = 0) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +16,12 @@ from omegaconf import OmegaConf
 
 from deepfake_lightning.distributed.hydra_ddp import hydra_job_command
 from deepfake_lightning.distributed.ranks import merge_shards
+from tests.conftest import REPO_ROOT, TINY_TRAINER, make_folder_tree
 from tests.sweep_helpers import run_train, tiny_synthetic
+from tests.tiny_run import shared_tiny_run
+
+# a hang (one rank waiting in a collective the others never join) fails the test instead of blocking CI
+HANG_TIMEOUT_S = 240
 
 
 def test_merge_shards_restores_order_and_drops_sampler_padding() -> None:
@@ -103,3 +111,141 @@ def test_slurm_launcher_config_runs_one_task_per_device() -> None:
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)
     assert cfg.trainer.strategy._target_ == "deepfake_lightning.distributed.HydraDDPStrategy"
+
+
+def _lines(text: str, needle: str) -> int:
+    return sum(needle in line for line in text.splitlines())
+
+
+def test_ddp_skipped_steps_and_epochs_without_updates_do_not_hang(tmp_path: Path) -> None:
+    """Rank 1 gets only unreadable batches in epoch 0 (no update at all) and in every validation; rank 0 gets a
+    NaN loss at the first step of epoch 1 (nonfinite_loss=skip). Every rank must skip those steps together."""
+    root = make_folder_tree(tmp_path / "faces", per_class=10, size=40)
+    proc = run_train(
+        *TINY_TRAINER,
+        "data=folder",
+        f"data.root={root}",
+        "data.image_size=40",
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=2",
+        "trainer.limit_val_batches=null",
+        "~callbacks.early_stopping",
+        "calibration.enabled=false",
+        "test=false",
+        "model.nonfinite_loss=skip",
+        "+callbacks.faults._target_=tests.ddp_faults.RankFaults",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        timeout=HANG_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    run = tmp_path / "run"
+    assert json.loads((run / "run_summary.json").read_text())["status"] == "ok"
+    history = json.loads((run / "training_history.json").read_text())
+    assert [h["epoch"] for h in history] == [0, 1]
+    assert all("val/auroc" in h for h in history)  # from rank 0's images, gathered with rank 1's none
+    # epoch 0: rank 0 skips its 2 batches because rank 1 had none; epoch 1: rank 1 skips the first step for
+    # rank 0's NaN loss, which rank 0 counts
+    assert _lines(proc.stdout, "another DDP rank skipped its batch") == 3, proc.stdout[-4000:]
+    assert _lines(proc.stdout, "training loss is nan (1 such batch(es) so far)") == 1
+    assert "no train batch was scored in epoch 0" in proc.stdout
+
+
+def test_ddp_eval_gathers_the_predictions_and_writes_them_once(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    base, run, data_root = shared_tiny_run(tmp_path_factory)
+    out = base / "eval_ddp"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepfake_lightning.eval",
+            f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
+            "data=folder",
+            f"data.root={data_root}",
+            "trainer=ddp_cpu",
+            "data.num_workers=0",
+            "explain.enabled=false",
+            "++trainer.enable_progress_bar=false",
+            f"paths.log_dir={base / 'logs'}",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=HANG_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    with (out / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    with (run / "predictions.csv").open() as handle:
+        expected = sorted(r["path"] for r in csv.DictReader(handle))
+    assert sorted(r["path"] for r in rows) == expected  # 4 test images, 2 per rank: each exactly once
+    assert json.loads((out / "test_results.json").read_text())["n"] == len(expected)
+    assert not (out / "error.json").exists()
+    assert not (base / "logs" / "eval").exists()  # rank 1 made no run dir of its own
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_ddp_ranks_launched_together_generate_the_synthetic_set_once(tmp_path: Path) -> None:
+    """As under SLURM or torchrun, both ranks start at once (LOCAL_RANK set, nothing re-launched): only local
+    rank 0 writes images; rank 1 waits for the finished set instead of writing the same files over it."""
+    port = str(_free_port())
+    args = [
+        *tiny_synthetic(tmp_path),
+        "data.generator_workers=1",
+        "trainer=ddp_cpu",
+        "test=false",
+        "calibration.enabled=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    procs = []
+    for rank in (0, 1):
+        env = {
+            **os.environ,
+            "MPLBACKEND": "Agg",
+            "WANDB_MODE": "offline",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": port,
+            "WORLD_SIZE": "2",
+            "NODE_RANK": "0",
+            "LOCAL_RANK": str(rank),
+        }
+        counter = tmp_path / f"written_rank{rank}.txt"
+        command = [
+            sys.executable,
+            "tests/count_synthetic_writes.py",
+            str(counter),
+            "deepfake_lightning.train",
+        ]
+        procs.append(
+            subprocess.Popen(
+                command + args,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=HANG_TIMEOUT_S)[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    written = [int((tmp_path / f"written_rank{rank}.txt").read_text()) for rank in (0, 1)]
+    assert written == [2 * (8 + 4 + 4), 0], written  # n_train, n_valid, n_test per class
+    assert json.loads((tmp_path / "run" / "run_summary.json").read_text())["status"] == "ok"

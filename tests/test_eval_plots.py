@@ -66,12 +66,12 @@ def test_training_curves(tmp_path: Path) -> None:
             "train/loss": 1.0 / (e + 1),
             "val/loss": 1.2 / (e + 1),
             "val/auroc": 0.7 + 0.05 * e,
-            "val/accuracy": 0.6,
+            "val/accuracy@0.5": 0.6,
         }
         for e in range(5)
     ]
     history[2]["val/auroc"] = float("nan")
-    history.append({"epoch": 5, "train/loss_epoch": 0.1, "val/f1": 0.8, "lr": 1e-3})
+    history.append({"epoch": 5, "train/loss_epoch": 0.1, "val/f1@0.5": 0.8, "lr": 1e-3})
     _assert_png(plots.plot_training_curves(history, tmp_path / "curves.png"))
     _assert_png(plots.plot_training_curves([{"epoch": 0, "train/loss": 0.5}], tmp_path / "one.png"))
 

@@ -190,7 +190,8 @@ def _train_command(root: Path, logs: Path, run: str, extra: list[str]) -> list[s
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_from_last(tmp_path: Path) -> None:
     """A real training process is SIGKILLed in epoch 1 (last.ckpt of epoch 0 on disk); `ckpt_path=last`
-    finishes the 3 asked epochs with a loadable best checkpoint and the full history."""
+    finishes the 3 asked epochs with a loadable best checkpoint and the full history, and ends exactly where an
+    uninterrupted run with the same seed ends: same best score (what sweepers get), best.ckpt and test results."""
     root = make_folder_tree(tmp_path / "faces", per_class=20)  # 32 train images: 8 batches per epoch
     logs, ready = tmp_path / "logs", tmp_path / "killed_at"
     kill_point = [
@@ -239,3 +240,23 @@ def test_kill_9_mid_epoch_then_resume_from_last(tmp_path: Path) -> None:
     assert summary["status"] == "ok" and Path(summary["best_checkpoint"]) == run / "checkpoints" / "best.ckpt"
     load_detector_module(run / "checkpoints" / "best.ckpt")  # a valid, loadable best checkpoint
     assert json.loads((run / "test_results.json").read_text())["n"] == 4
+
+    straight = subprocess.run(
+        _train_command(root, tmp_path / "straight_logs", "straight", []),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    reference = tmp_path / "straight_logs" / "train" / "runs" / "straight"
+    expected = json.loads((reference / "run_summary.json").read_text())
+    assert summary["val/auroc"] == expected["val/auroc"]  # the value returned to the sweeper
+    for key in ("auroc", "accuracy", "log_loss"):
+        assert summary["test"][key]["value"] == expected["test"][key]["value"], key
+    ours = read_checkpoint(run / "checkpoints" / "best.ckpt")
+    theirs = read_checkpoint(reference / "checkpoints" / "best.ckpt")
+    assert ours["epoch"] == theirs["epoch"]
+    assert all(torch.equal(ours["state_dict"][k], theirs["state_dict"][k]) for k in theirs["state_dict"])
+    reference_history = json.loads((reference / "training_history.json").read_text())
+    assert [h["val/auroc"] for h in history] == [h["val/auroc"] for h in reference_history]

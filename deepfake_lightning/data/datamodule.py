@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from deepfake_lightning.data.dataset import ImageDataset, collate_skipping
 from deepfake_lightning.data.device_augment import DEVICE_GROUPS, DeviceAugment
+from deepfake_lightning.data.epoch_sampler import EpochSampler, epoch_sampler
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.data.index import (
     SPLITS,
@@ -108,6 +109,8 @@ class DeepfakeDataModule(L.LightningDataModule):
         self.leaks: list[Leak] = []
         self.group_leaks: list[GroupLeak] = []
         self.verify_skipped: list[str] = []
+        self.train_sampler: EpochSampler | None = None
+        self._resume_train_epoch: int | None = None  # from a checkpoint (load_state_dict)
 
     def build_index(self) -> Index:
         if self.layout == "faces140k":
@@ -195,10 +198,18 @@ class DeepfakeDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         workers = self.num_workers
+        dataset = self._dataset(split, train)
+        # training order and augmentations from (seed, epoch) alone, so a resumed run repeats the uninterrupted
+        # one (epoch_sampler.py); the loader's own generator keeps iterator creation off the global RNG
+        sampler = None
+        if train:
+            sampler = epoch_sampler(len(dataset), getattr(self, "trainer", None), self._resume_train_epoch)
+            self.train_sampler = sampler
         return DataLoader(
-            self._dataset(split, train),
+            dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            sampler=sampler,
+            generator=torch.Generator().manual_seed(sampler.seed) if sampler is not None else None,
             drop_last=train and len(self.index[split]) > self.batch_size,
             num_workers=workers,
             collate_fn=collate_skipping,
@@ -206,6 +217,13 @@ class DeepfakeDataModule(L.LightningDataModule):
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: the training epoch to start at when resuming (see ``epoch_sampler``)."""
+        return {"next_train_epoch": self.train_sampler.next_epoch} if self.train_sampler is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_train_epoch = state_dict.get("next_train_epoch")
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Device-side train augmentation (`augment_on=device`), then NHWC: channels-last makes oneDNN/cuDNN run the

@@ -35,10 +35,16 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """``key`` is an index, or ``(index, augmentation seed)`` from ``EpochSampler`` (training): the transform
+        is then re-seeded per sample, so augmentations do not depend on the worker or on earlier epochs."""
+        index, augment_seed = key if isinstance(key, tuple) else (key, None)
         path, target = self.samples[index]
         try:
-            image = self.transform(load_rgb(path, decoder=self.decoder))
+            image = load_rgb(path, decoder=self.decoder)
+            image = (
+                self.transform(image) if augment_seed is None else self.transform(image, seed=augment_seed)
+            )
         except BadImageError:
             if self.on_bad_image == "raise":
                 raise

@@ -93,6 +93,40 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _meta(
+    n_train: int, n_valid: int, n_test: int, image_size: int, seed: int, jpeg_quality: tuple[int, int]
+) -> dict[str, object]:
+    meta: dict[str, object] = {"generator_version": GENERATOR_VERSION, "image_size": image_size, "seed": seed}
+    return meta | {
+        "jpeg_quality": list(jpeg_quality),
+        "n_train": n_train,
+        "n_valid": n_valid,
+        "n_test": n_test,
+    }
+
+
+def is_generated(
+    out_dir: str | Path,
+    n_train: int = 1000,
+    n_valid: int = 200,
+    n_test: int = 200,
+    image_size: int = 64,
+    seed: int = 0,
+    jpeg_quality: tuple[int, int] | list[int] = (88, 96),
+) -> bool:
+    """True when ``out_dir`` holds a complete set made with these parameters (its meta file is written last)."""
+    out = Path(out_dir)
+    meta_path = out / META_NAME
+    if not meta_path.is_file() or not all((out / f"{s}.csv").is_file() for s in SPLITS):
+        return False
+    try:
+        return json.loads(meta_path.read_text()) == _meta(
+            n_train, n_valid, n_test, image_size, seed, tuple(jpeg_quality)
+        )
+    except json.JSONDecodeError:
+        return False
+
+
 def generate_synthetic_dataset(
     out_dir: str | Path,
     n_train: int = 1000,
@@ -117,15 +151,10 @@ def generate_synthetic_dataset(
     out = Path(out_dir)
     root = out / "real_vs_fake" / "real-vs-fake"
     counts = {"train": n_train, "valid": n_valid, "test": n_test}
-    meta = {"generator_version": GENERATOR_VERSION, "image_size": image_size, "seed": seed}
-    meta |= {"jpeg_quality": list(jpeg_quality), **{f"n_{s}": n for s, n in counts.items()}}
+    meta = _meta(n_train, n_valid, n_test, image_size, seed, jpeg_quality)
     meta_path = out / META_NAME
-    if meta_path.is_file() and all((out / f"{s}.csv").is_file() for s in SPLITS):
-        try:
-            if json.loads(meta_path.read_text()) == meta:
-                return root
-        except json.JSONDecodeError:
-            pass
+    if is_generated(out, **{k: v for k, v in meta.items() if k != "generator_version"}):
+        return root
     meta_path.unlink(missing_ok=True)
     shutil.rmtree(out / "real_vs_fake", ignore_errors=True)
     for s in SPLITS:

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 from deepfake_lightning.data.datamodule import DeepfakeDataModule
+
+log = logging.getLogger(__name__)
+# ranks other than local rank 0 wait this long for the set (the full 256-px set takes ~40 min on two cores)
+WAIT_FOR_GENERATION_S = 3 * 3600.0
+
+
+def _local_rank() -> int:
+    """This process's rank on its node, as launchers set it (Lightning's DDP launcher, torchrun, SLURM)."""
+    for name in ("LOCAL_RANK", "SLURM_LOCALID"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
 
 
 class SyntheticDataModule(DeepfakeDataModule):
@@ -40,6 +55,35 @@ class SyntheticDataModule(DeepfakeDataModule):
         generate_synthetic_dataset(self.out_dir, **self.generator_args)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.index is None and not Path(self.root).is_dir():
-            self.prepare_data()
+        if self.index is None:
+            self._generate_once()
         super().setup(stage)
+
+    def _generate_once(self, timeout_s: float = WAIT_FOR_GENERATION_S) -> None:
+        """Local rank 0 generates (or reuses a complete set with the same parameters); the other ranks wait for it.
+
+        Lightning runs ``prepare_data`` on local rank 0 behind a barrier, but train and eval read the data before
+        the Trainer starts (image counts, calibration), and ranks started by SLURM or torchrun get there at the
+        same moment: two generators writing one directory would delete each other's files.
+        """
+        from deepfake_lightning.data.synthetic import META_NAME, is_generated
+
+        if _local_rank() == 0:
+            self.prepare_data()
+            return
+        params = {k: v for k, v in self.generator_args.items() if k != "workers"}
+        if is_generated(self.out_dir, **params):
+            return
+        log.info(
+            "local rank %d: waiting for local rank 0 to generate the synthetic set in %s",
+            _local_rank(),
+            self.out_dir,
+        )
+        deadline = time.monotonic() + timeout_s
+        while not is_generated(self.out_dir, **params):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"local rank {_local_rank()}: the synthetic set in {self.out_dir} was not complete after "
+                    f"{timeout_s:.0f} s ({META_NAME} with these parameters never appeared); is local rank 0 running?"
+                )
+            time.sleep(1.0)

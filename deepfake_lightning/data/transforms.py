@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import albumentations as A
 import cv2
+import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 PREPROCESS_MODES = ("resize", "center_crop")
@@ -104,7 +106,9 @@ class _Pipeline:
     def __init__(self, compose: A.Compose) -> None:
         self.compose = compose
 
-    def __call__(self, image):  # noqa: ANN001, ANN204 - numpy in, tensor out
+    def __call__(self, image, seed: int | None = None):  # noqa: ANN001, ANN204 - numpy in, tensor out
+        if seed is not None:  # one sample's augmentations from its own seed (data/epoch_sampler.py says why)
+            self.compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
         return self.compose(image=image)["image"]
 
 

@@ -52,14 +52,19 @@ def resolve_calibration(
 def start_evaluation(cfg: DictConfig) -> tuple[Any, Path]:
     """Shared start of eval and robustness: validate, seed, load the checkpoint and adopt its preprocessing."""
     from deepfake_lightning.checkpoints import load_detector_module
+    from deepfake_lightning.distributed import is_rank_zero
+    from deepfake_lightning.evaluation.training_data import adopt_training_data
     from deepfake_lightning.utils.config_validation import validate_data, validate_run
     from deepfake_lightning.utils.task import seed
 
     validate_data(cfg)
     validate_run(cfg)
+    module = load_detector_module(cfg.ckpt_path)  # a damaged or foreign file is named before anything else
+    adopt_training_data(cfg)  # no data= on the command line: the checkpoint's own training data config
+    validate_data(cfg)
     seed(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    module = load_detector_module(cfg.ckpt_path)
     apply_checkpoint_preprocessing(cfg, module)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if is_rank_zero():  # under DDP every rank runs this, in the same dir
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     return module, output_dir

@@ -39,7 +39,8 @@ SUMMARY_METRICS = (
     "tpr_at_fpr_0.01",
     "eer",
 )
-CURVE_KEYS = ("loss", "auroc", "accuracy", "f1")
+# what Lightning logs per epoch: threshold metrics at an uncalibrated 0.5, named so (modules/stage_metrics.py)
+CURVE_KEYS = ("loss", "auroc", "accuracy@0.5", "f1@0.5")
 
 
 def _new_figure(width: float = 6.0, height: float = 5.0) -> Figure:

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from torchmetrics.classification import BinaryConfusionMatrix
+from torchmetrics import MeanMetric
 
 from deepfake_lightning.models import build_detector, model_size
 from deepfake_lightning.modules.losses import BinaryLoss
-from deepfake_lightning.modules.stage_metrics import stage_metrics
+from deepfake_lightning.modules.stage_metrics import logged_name, stage_confusion, stage_metrics
 
 log = logging.getLogger(__name__)
 STAGES = ("train", "val", "test")
 NONFINITE_LOSS = ("stop", "skip")
+OK, SKIP, STOP = 0, 1, 2  # status of a training step, ordered so that the worst over DDP ranks wins
 DEFAULT_PREPROCESSING = {
     "image_size": 224,
     "preprocess": "resize",
@@ -71,10 +73,12 @@ class DetectorModule(L.LightningModule):
         self.net = build_detector(config["backbone"], config["attention"], config["head"])
         self.loss_fn = BinaryLoss(**config["loss"])
         # keys are "<stage>_" because ModuleDict refuses names such as "train" that shadow Module methods
-        self.metrics = torch.nn.ModuleDict({f"{stage}_": stage_metrics(threshold) for stage in STAGES})
-        self.confusion = torch.nn.ModuleDict(
-            {f"{stage}_": BinaryConfusionMatrix(threshold=threshold) for stage in STAGES}
-        )
+        # Lightning-logged metrics are at an uncalibrated 0.5 and named so (stage_metrics); `threshold` is the
+        # stored operating point used when no calibration is fitted (calibrate_run.uncalibrated)
+        self.metrics = torch.nn.ModuleDict({f"{stage}_": stage_metrics() for stage in STAGES})
+        self.confusion = torch.nn.ModuleDict({f"{stage}_": stage_confusion() for stage in STAGES})
+        self.mean_loss = torch.nn.ModuleDict({f"{stage}_": MeanMetric() for stage in ("val", "test")})
+        self._step_has_update = False  # a kept (not skipped) batch since the last optimizer step
         self.last_confusion: dict[str, list[list[int]]] = {}
         self.test_outputs: dict[str, list] = {}
         self.nonfinite_skipped = 0  # training batches skipped for a NaN/inf loss (nonfinite_loss=skip)
@@ -85,51 +89,122 @@ class DetectorModule(L.LightningModule):
     def size(self) -> dict[str, float | int]:
         return model_size(self.net)
 
-    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(loss, logits), or None when every image of the batch was unreadable and skipped."""
         images, targets = batch["image"], batch["target"]
-        if images.numel() == 0:  # every image of the batch was unreadable and skipped
+        if images.numel() == 0:
             return None
         logits = self(images)
-        loss = self.loss_fn(logits, targets)
-        if stage == "train" and not torch.isfinite(loss):
-            self._nonfinite(loss, batch)  # raises (stop) or returns: the batch is skipped
-            return None
+        return self.loss_fn(logits, targets), logits
+
+    def _record(self, stage: str, batch: dict[str, Any], loss: torch.Tensor, logits: torch.Tensor) -> None:
         probs = torch.sigmoid(logits.detach().float())
-        target_int = targets.long()
+        target_int = batch["target"].long()
         self.metrics[f"{stage}_"].update(probs, target_int)
         self.confusion[f"{stage}_"].update(probs, target_int)
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(targets),
-            sync_dist=stage != "train",
-        )
-        return loss, logits
+        if stage == "train":  # per step, from this rank alone: no collective
+            self.log(
+                "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target_int)
+            )
+        else:  # val/test loss is logged at epoch end with the other metrics, by every rank at once (_epoch_end)
+            self.mean_loss[f"{stage}_"].update(loss.detach().float(), weight=len(target_int))
+
+    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        out = self._loss(batch)
+        if out is not None:
+            self._record(stage, batch, *out)
+        return out
+
+    def _join_sync_batchnorm(self) -> None:
+        """SyncBatchNorm (``trainer=ddp``: ``sync_batchnorm``) gathers batch statistics during the forward pass, so
+        a rank without images must still run one, on an empty batch (torch's SyncBatchNorm accepts it for exactly
+        this), or the other ranks wait in it forever. Plain BatchNorm would average an empty batch into NaN
+        running statistics, so nothing runs without SyncBatchNorm."""
+        if self._world_size() > 1 and any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.modules()):
+            size = int(
+                (self.hparams.preprocessing or {}).get("image_size", DEFAULT_PREPROCESSING["image_size"])
+            )
+            self(torch.zeros(0, 3, size, size, device=self.device))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        out = self._step(batch, "train")
-        return None if out is None else out[0]
-
-    def _nonfinite(self, loss: torch.Tensor, batch: dict[str, Any]) -> None:
-        """A NaN/inf loss would poison every weight at the next step: stop naming it, or skip the batch."""
-        paths = list(batch.get("path", []))
-        where = f"global step {self.global_step} (epoch {self.current_epoch})"
-        shown = f"{paths[:8]}{' ...' if len(paths) > 8 else ''}"
-        if self.hparams.nonfinite_loss == "stop":
+        if batch["image"].numel() == 0:
+            self._join_sync_batchnorm()
+        out = self._loss(batch)
+        status = OK if out is not None and torch.isfinite(out[0]) else SKIP
+        if out is not None and status == SKIP and self.hparams.nonfinite_loss == "stop":
+            status = STOP
+        worst = self._worst_over_ranks(status)
+        if worst == STOP:  # every rank raises, so no rank is left waiting in a collective
+            if status == STOP:
+                assert out is not None
+                raise NonFiniteLossError(self._nonfinite_message(out[0], batch))
             raise NonFiniteLossError(
-                f"training loss is {loss.item()} at {where}; batch of {len(paths)} image(s): {shown}. "
-                "Set model.nonfinite_loss=skip to skip such batches, or lower model.optimizer.lr"
+                f"training stopped at global step {self.global_step}: another DDP rank had a non-finite loss "
+                "(its log names the files); set model.nonfinite_loss=skip to skip such batches"
             )
+        if out is not None and status == SKIP:
+            self._count_nonfinite(out[0], batch)
+        if worst == OK:
+            assert out is not None
+            self._step_has_update = True
+            self._record("train", batch, *out)
+            return out[0]
+        if self._world_size() == 1:
+            return None  # Lightning skips backward and the optimizer step
+        # DDP: a rank that skipped backward would leave the others waiting in the gradient all-reduce, so every
+        # rank skips this step together: each backpropagates a zero through every trainable parameter (the
+        # all-reduce runs), then on_before_optimizer_step drops those gradients (no optimizer step at all)
+        if status == OK:
+            log.warning(
+                "skipped the batch at global step %d: another DDP rank skipped its batch", self.global_step
+            )
+        return (
+            sum((p.sum() for p in self.parameters() if p.requires_grad), torch.zeros((), device=self.device))
+            * 0.0
+        )
+
+    def _world_size(self) -> int:
+        trainer = self._trainer
+        return int(trainer.world_size) if trainer is not None else 1
+
+    def _worst_over_ranks(self, status: int) -> int:
+        """The worst status of any rank (OK < SKIP < STOP): one all-reduce per training step under DDP only."""
+        if self._world_size() == 1:
+            return status
+        flags = torch.zeros(3, device=self.device)
+        flags[status] = 1.0
+        flags = self.trainer.strategy.reduce(flags, reduce_op="sum")
+        return max(i for i in range(3) if flags[i] > 0)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """No batch of this step was kept on any rank (DDP skip): without gradients the optimizer changes nothing
+        (AdamW leaves its moments, step count and weight decay alone), exactly as a skipped single-device step."""
+        if not self._step_has_update:
+            for group in optimizer.param_groups:
+                for param in group["params"]:
+                    param.grad = None
+        self._step_has_update = False
+
+    def _nonfinite_message(self, loss: torch.Tensor, batch: dict[str, Any]) -> str:
+        paths = list(batch.get("path", []))
+        shown = f"{paths[:8]}{' ...' if len(paths) > 8 else ''}"
+        return (
+            f"training loss is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}); "
+            f"batch of {len(paths)} image(s): {shown}. "
+            "Set model.nonfinite_loss=skip to skip such batches, or lower model.optimizer.lr"
+        )
+
+    def _count_nonfinite(self, loss: torch.Tensor, batch: dict[str, Any]) -> None:
+        """`nonfinite_loss=skip`: a NaN/inf loss would poison every weight at the next step, so the batch is dropped."""
         self.nonfinite_skipped += 1
+        paths = list(batch.get("path", []))
         log.warning(
-            "skipped the batch at %s: training loss is %s (%d such batch(es) so far): %s",
-            where,
+            "skipped the batch at global step %d (epoch %d): training loss is %s (%d such batch(es) so far): %s",
+            self.global_step,
+            self.current_epoch,
             loss.item(),
             self.nonfinite_skipped,
-            shown,
+            f"{paths[:8]}{' ...' if len(paths) > 8 else ''}",
         )
         self.log("train/nonfinite_skipped", float(self.nonfinite_skipped), on_step=True, on_epoch=False)
 
@@ -146,21 +221,48 @@ class DetectorModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.test_outputs = {"path": [], "target": [], "logit": []}
 
+    def _scored_over_ranks(self, stage: str) -> int:
+        """Batches scored in this epoch by all ranks together (one all-reduce under DDP)."""
+        count = int(self.confusion[f"{stage}_"].update_count)
+        if self._world_size() == 1:
+            return count
+        total = self.trainer.strategy.reduce(torch.tensor(float(count), device=self.device), reduce_op="sum")
+        return int(total.item())
+
+    def _typed_empty_states(self, stage: str) -> None:
+        """torchmetrics gathers the list states (the scores and labels behind AUROC, AP, EER) of every rank; on a
+        rank that scored nothing it stands in an empty float32 tensor for each, also for the int64 labels, and a
+        gather of mismatched dtypes fails. Empty tensors of the dtypes the other ranks hold instead."""
+        for metric in self.metrics[f"{stage}_"].values(copy_state=False):
+            for name, value in metric.metric_state.items():
+                if isinstance(value, list) and not value:
+                    dtype = torch.long if name == "target" else torch.float32
+                    setattr(metric, name, [torch.zeros(0, dtype=dtype, device=self.device)])
+
     def _epoch_end(self, stage: str) -> None:
-        if self.confusion[f"{stage}_"].update_count == 0:  # every batch skipped (unreadable, non-finite loss)
+        # Under DDP every rank takes the same branch (the metrics sync and log_dict are collectives), also when
+        # this rank scored nothing: torchmetrics then adds an empty state to the gather
+        if self._scored_over_ranks(stage) == 0:  # every batch skipped (unreadable, non-finite loss)
             log.warning(
                 "no %s batch was scored in epoch %d: no %s metrics for it", stage, self.current_epoch, stage
             )
             return
-        computed = self.metrics[f"{stage}_"].compute()
-        self.log_dict(
-            {f"{stage}/{name}": value for name, value in computed.items()},
-            prog_bar=stage == "val",
-            sync_dist=True,
-        )
-        self.last_confusion[stage] = self.confusion[f"{stage}_"].compute().int().tolist()
+        if self._world_size() > 1 and int(self.confusion[f"{stage}_"].update_count) == 0:
+            self._typed_empty_states(stage)
+        with warnings.catch_warnings():  # "compute before update" on a rank whose shard was all skipped
+            warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
+            computed = {
+                f"{stage}/{logged_name(name)}": value
+                for name, value in self.metrics[f"{stage}_"].compute().items()
+            }
+            if stage != "train":
+                computed[f"{stage}/loss"] = self.mean_loss[f"{stage}_"].compute()
+            self.last_confusion[stage] = self.confusion[f"{stage}_"].compute().int().tolist()
+        self.log_dict(computed, prog_bar=stage == "val", sync_dist=True)
         self.metrics[f"{stage}_"].reset()
         self.confusion[f"{stage}_"].reset()
+        if stage != "train":
+            self.mean_loss[f"{stage}_"].reset()
 
     def on_train_epoch_end(self) -> None:
         self._epoch_end("train")

@@ -102,10 +102,23 @@ def _float(value: Any) -> float | None:
         return None
 
 
+# Lightning-logged threshold metrics are named "<name>@0.5" (modules/stage_metrics.py); runs written before that
+# rename logged the same values (uncalibrated, at model.threshold = 0.5 by default) under the plain name
+_RENAMED = ("accuracy", "f1", "real_detection_rate", "fake_detection_rate")
+
+
 def load_history(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The per-epoch records of ``training_history.json`` (empty when the run wrote none)."""
+    """The per-epoch records of ``training_history.json`` (empty when the run wrote none), older runs' plain
+    ``val/accuracy``... read as ``val/accuracy@0.5``..."""
     history = _read_json(Path(run_dir) / "training_history.json")
-    return history if isinstance(history, list) else []
+    if not isinstance(history, list):
+        return []
+    for record in history:
+        for stage in ("train", "val"):
+            for name in _RENAMED:
+                if isinstance(record, dict) and f"{stage}/{name}" in record:
+                    record.setdefault(f"{stage}/{name}@0.5", record.pop(f"{stage}/{name}"))
+    return history
 
 
 def varying_overrides(records: list[JobRecord]) -> dict[Path, str]:

@@ -1,0 +1,108 @@
+"""Which data an evaluation scores: the data config the checkpoint was trained with, unless ``data=`` is given.
+
+``eval.yaml`` (and ``robustness.yaml``) list ``data: synthetic`` in their defaults only so that the config
+composes; scoring a checkpoint on the built-in synthetic set because nobody named its data would report numbers
+for the wrong images. So when the command line selects no data config (no ``data=NAME``), the checkpoint's own
+run config ``RUN/config.yaml`` (``RUN/checkpoints/best.ckpt``) provides ``data``; ``data.*`` overrides given on the
+command line (``data.batch_size=16``) still apply on top of it. Without that file the command refuses and asks for
+``data=...``: evaluating on another set is always explicit.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from deepfake_lightning.utils.config_validation import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _task_overrides() -> list[Override] | None:
+    """The command-line overrides of this Hydra job; None when not run by Hydra (nothing to tell from)."""
+    if not HydraConfig.initialized():
+        return None
+    return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+
+
+def training_config_path(ckpt_path: str | Path) -> Path | None:
+    """``RUN/config.yaml`` of a ``RUN/checkpoints/*.ckpt`` (or a config.yaml beside the file), if it is a
+    training config (it has ``model`` and ``data``)."""
+    ckpt = Path(ckpt_path)
+    candidates = [ckpt.parent / "config.yaml"]
+    if ckpt.parent.name == "checkpoints":
+        candidates.insert(0, ckpt.parent.parent / "config.yaml")
+    for path in candidates:
+        if path.is_file():
+            saved = OmegaConf.load(path)
+            if isinstance(saved, DictConfig) and "model" in saved and "data" in saved:
+                return path
+    return None
+
+
+def _choice(run_config: Path) -> str:
+    """The data config's name (``folder``, ``faces140k``...) from the run's ``.hydra/hydra.yaml``, if kept."""
+    hydra_file = run_config.parent / ".hydra" / "hydra.yaml"
+    if hydra_file.is_file():
+        choice = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices.data", default=None)
+        if choice:
+            return str(choice)
+    return "training data"
+
+
+def adopt_training_data(cfg: DictConfig) -> str:
+    """Replace ``cfg.data`` by the checkpoint's training data config unless ``data=`` was given; returns the
+    name of the data config used (also set as ``cfg.data_name``) and logs where it came from."""
+    overrides = _task_overrides()
+    explicit = overrides is None or any(
+        o.key_or_group == "data" or o.key_or_group.startswith("data/") for o in overrides
+    )
+    if explicit:
+        name = _explicit_name()
+        log.info("data: data=%s, as given (root %s)", name, OmegaConf.select(cfg, "data.root", default="?"))
+        _set_name(cfg, name)
+        return name
+    run_config = training_config_path(cfg.ckpt_path)
+    if run_config is None:
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path}: no training config.yaml found beside it (RUN/config.yaml for "
+            "RUN/checkpoints/*.ckpt), so the data it was trained on is unknown; name the data to evaluate on, "
+            "e.g. data=folder data.root=/path/to/faces"
+        )
+    data = OmegaConf.load(run_config).data
+    for override in overrides or []:  # data.* overrides from the command line win over the training values
+        key = override.key_or_group
+        if not key.startswith("data."):
+            continue
+        if override.is_delete():
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(data, parent.removeprefix("data").lstrip("."), default=None)
+            if isinstance(node, DictConfig) and leaf in node:
+                del node[leaf]
+        else:
+            OmegaConf.update(data, key.removeprefix("data."), OmegaConf.select(cfg, key), force_add=True)
+    name = _choice(run_config)
+    with open_dict(cfg):
+        cfg.data = data
+    log.info(
+        "data: the checkpoint's training data (data=%s, root %s), from %s", name, data.get("root"), run_config
+    )
+    _set_name(cfg, name)
+    return name
+
+
+def _explicit_name() -> str:
+    try:
+        return str(HydraConfig.get().runtime.choices.get("data") or "data")
+    except ValueError:
+        return "data"
+
+
+def _set_name(cfg: DictConfig, name: str) -> None:
+    with open_dict(cfg):
+        cfg.data_name = name  # recorded in the eval run's config.yaml; names the primary cross-dataset row
