@@ -15,7 +15,6 @@ The file lands in the cache by an atomic rename, so a killed fetch never leaves 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import subprocess
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from deepfake_lightning.models.backbone import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,6 @@ class FetchResult:
 def cache_path() -> Path:
     """Where torchvision looks for the file: `torch.hub.get_dir()/checkpoints/` (honours `TORCH_HOME`)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / FILENAME
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _download_torchvision(dest: Path, timeout: float) -> str | None:
