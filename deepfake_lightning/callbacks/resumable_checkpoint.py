@@ -34,7 +34,7 @@ class ResumableModelCheckpoint(ModelCheckpoint):
         super().setup(trainer, pl_module, stage)
         self._fitting = (
             stage == "fit"
-        )  # trainer.test(ckpt_path=...) restores callbacks too: nothing to carry then
+        )  # testing a checkpoint restores the callbacks too: nothing to carry then
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         previous = state_dict.get("dirpath")
