@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 from deepfake_lightning.inference import Detector
 from deepfake_lightning.inference.backends import ONNX_BATCH_PER_SESSION, TORCH_CPU_BATCH
@@ -55,6 +56,23 @@ def test_overlapped_batches_give_the_serial_rows(tiny_ckpt: Path, mixed_folder: 
     good = [r for r in overlapped if not r["error"]]
     reference = detector.predict([Path(r["path"]) for r in good])
     assert [r["p_fake"] for r in good] == pytest.approx([p.p_fake for p in reference], abs=1e-5)
+
+
+def test_uint8_batches_normalize_to_the_exact_model_inputs(tiny_ckpt: Path, calibrated_ckpt) -> None:
+    """Workers send uint8; the lookup table gives bit-identical floats to the eval transform, per preprocessing."""
+    from deepfake_lightning.inference.detector import load_detector, stack_inputs
+    from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
+
+    detector = Detector.load(tiny_ckpt)
+    images = [face_like_image(i, size=64 + 8 * i) for i in range(4)]
+    transfer = Uint8Transfer(detector)
+    sent = stack_inputs([transfer.preparer(image, "x")[0] for image in images])
+    assert sent[0].dtype == torch.uint8
+    expected = stack_inputs([detector.preparer(image, "x")[0] for image in images])
+    assert all(torch.equal(a, b) for a, b in zip(transfer.normalize(sent), expected, strict=True))
+    other = calibrated_ckpt(None)
+    ensemble = load_detector([tiny_ckpt, other])
+    assert len(Uint8Transfer(ensemble).tables) == 1  # same preprocessing: prepared once
 
 
 def test_automatic_batch_follows_the_backend(tiny_ckpt: Path, tiny_onnx: Path) -> None:

@@ -1,8 +1,8 @@
 """Score many image files with DataLoader workers; every file yields exactly one row, errors included.
 
-Decoding and preprocessing run in the workers, the model in the main process: while the model scores one
-batch, the workers prepare the next ones (`prefetch_factor` batches each), so end to end runs at the model's
-rate whenever decoding keeps up. A file that cannot be read (or is smaller than `min_size`) gets its message
+Decoding and cropping run in the workers, the model in the main process: while the model scores one batch,
+the workers prepare the next ones (`prefetch_factor` batches each), so end to end runs at the model's rate
+whenever decoding keeps up. Batches cross as uint8 and are normalized here (`uint8_transfer.py`). A file that cannot be read (or is smaller than `min_size`) gets its message
 in `error` and an empty `p_fake`; it never stops the run.
 
 `batch_size=None` and `num_workers=None` pick what `bench` measured fastest for the detector's backend
@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
-from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, label_of, stack_inputs
+from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, label_of
+from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
 
 COLUMNS = ("path", "p_fake", "label", "error")
 FACE_COLUMN = "face"
@@ -54,10 +55,11 @@ def collate_prepared(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Every item in order, without its tensors, and the readable ones stacked (one tensor per preprocessing).
 
     The per-image tensors are dropped from `items` so each batch crosses from worker to main process as one
-    shared-memory block per preprocessing, not one block per image as well.
+    shared-memory block per preprocessing, not one block per image as well. `default_collate` stacks straight
+    into shared memory in a worker (`stack_inputs` would stack, then copy the batch there to send it).
     """
     good = [item.pop("inputs") for item in items if "error" not in item]
-    inputs = stack_inputs(good) if good else None
+    inputs = [default_collate(list(column)) for column in zip(*good, strict=True)] if good else None
     return {"items": items, "inputs": inputs}
 
 
@@ -81,10 +83,10 @@ def loader_sizes(detector: BaseDetector, batch_size: int | None, num_workers: in
 
 
 def file_loader(
-    detector: BaseDetector, paths: Sequence[str | Path], batch_size: int, num_workers: int
+    transfer: Uint8Transfer, paths: Sequence[str | Path], batch_size: int, num_workers: int
 ) -> DataLoader:
-    """The DataLoader `predict_files` and the distributed job both read: prepared batches, input order."""
-    dataset = FileDataset(paths, detector.preparer, detector.max_pixels)
+    """The DataLoader `predict_files` and the distributed job both read: uint8 batches, input order."""
+    dataset = FileDataset(paths, transfer.preparer, transfer.max_pixels)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -95,9 +97,12 @@ def file_loader(
     )
 
 
-def score_batch(detector: BaseDetector, batch: dict[str, Any]) -> list[dict[str, Any]]:
+def score_batch(
+    detector: BaseDetector, transfer: Uint8Transfer, batch: dict[str, Any]
+) -> list[dict[str, Any]]:
     """One row per item of a collated batch, in order: `{"index", "path", "p_fake", "label", "error", "face"}`."""
-    p_fake = detector.score(batch["inputs"]).p_fake if batch["inputs"] is not None else np.empty(0)
+    inputs = batch["inputs"]
+    p_fake = detector.score(transfer.normalize(inputs)).p_fake if inputs is not None else np.empty(0)
     rows = []
     good = 0
     for item in batch["items"]:
@@ -138,8 +143,9 @@ def predict_files(
     None picks `auto_batch_size` / `auto_num_workers`; `num_workers=0` decodes in this process.
     """
     batch_size, num_workers = loader_sizes(detector, batch_size, num_workers)
-    loader = file_loader(detector, paths, batch_size, num_workers)
+    transfer = Uint8Transfer(detector)
+    loader = file_loader(transfer, paths, batch_size, num_workers)
     with progress_bar(len(paths), progress) as advance:
         for batch in loader:
-            yield from score_batch(detector, batch)
+            yield from score_batch(detector, transfer, batch)
             advance(len(batch["items"]))

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from deepfake_lightning.inference.batch_predict import file_loader, loader_sizes, score_batch
 from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.row_writer import RowWriter
+from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +52,27 @@ class ScoringModule(L.LightningModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.detector: BaseDetector | None = None
+        self.transfer: Uint8Transfer | None = None
 
     def setup(self, stage: str) -> None:
         strategy = self.trainer.strategy
         if not self.trainer.is_global_zero:
             strategy.barrier("rank 0 built its detector")
         self.detector = self._build(str(strategy.root_device))
+        self.transfer = Uint8Transfer(self.detector)
         if self.trainer.is_global_zero:
             strategy.barrier("rank 0 built its detector")
 
     def predict_dataloader(self) -> DataLoader:
-        assert self.detector is not None
+        assert self.detector is not None and self.transfer is not None
         batch_size, workers = loader_sizes(self.detector, self.batch_size, self.num_workers)
         if self.num_workers is None:  # the automatic count is per machine: share it between its ranks
             workers = max(1, workers // max(1, self.trainer.num_devices))
-        return file_loader(self.detector, self.paths, batch_size, workers)
+        return file_loader(self.transfer, self.paths, batch_size, workers)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
-        assert self.detector is not None, "ScoringModule used outside trainer.predict"
-        return score_batch(self.detector, batch)
+        assert self.detector is not None and self.transfer is not None, "used outside trainer.predict"
+        return score_batch(self.detector, self.transfer, batch)
 
 
 def shard_dir(output: str | Path) -> Path:
