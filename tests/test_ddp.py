@@ -151,6 +151,33 @@ def test_ddp_skipped_steps_and_epochs_without_updates_do_not_hang(tmp_path: Path
     assert "no train batch was scored in epoch 0" in proc.stdout
 
 
+def test_ddp_nonfinite_loss_stop_stops_every_rank_with_the_reason(tmp_path: Path) -> None:
+    """A NaN loss on rank 1 with nonfinite_loss=stop: rank 1 names its files, rank 0 says why it stops too; no
+    rank is left waiting in the gradient all-reduce of a peer that is gone."""
+    root = make_folder_tree(tmp_path / "faces", per_class=10, size=40)
+    proc = run_train(
+        *TINY_TRAINER,
+        "data=folder",
+        f"data.root={root}",
+        "data.image_size=40",
+        "trainer=ddp_cpu",
+        "calibration.enabled=false",
+        "test=false",
+        "+callbacks.faults._target_=tests.ddp_faults.RankFaults",
+        "+callbacks.faults.empty_rank=-1",
+        "+callbacks.faults.nan_rank=1",
+        "+callbacks.faults.nan_epoch=0",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        timeout=HANG_TIMEOUT_S,
+    )
+    assert proc.returncode != 0
+    assert "training loss is nan at global step 0 (epoch 0); batch of 4 image(s)" in proc.stdout, proc.stdout[
+        -3000:
+    ]
+    assert "training stopped at global step 0: another DDP rank had a non-finite loss" in proc.stdout
+
+
 def test_ddp_eval_gathers_the_predictions_and_writes_them_once(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:

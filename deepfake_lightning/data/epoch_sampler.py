@@ -26,9 +26,15 @@ from torch.utils.data import Sampler
 
 
 def run_seed() -> int:
-    """The run's seed: ``seed_everything`` (train.py) exports it as ``PL_GLOBAL_SEED``; else torch's."""
+    """The run's seed: ``seed_everything`` (train.py) exports it as ``PL_GLOBAL_SEED``. Without one (``seed=null``):
+    0 under DDP, where every rank must draw the same permutation to cut its shard from (as Lightning's
+    DistributedSampler does), else this process's torch seed."""
     value = os.environ.get("PL_GLOBAL_SEED")
-    return int(value) if value is not None else int(torch.initial_seed() % 2**32)
+    if value is not None:
+        return int(value)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return 0
+    return int(torch.initial_seed() % 2**32)
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
