@@ -15,7 +15,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from deepfake_lightning.inference.batch_predict import COLUMNS, FACE_COLUMN, loader_sizes, predict_files
+from deepfake_lightning.inference.batch_predict import (
+    COLUMNS,
+    DECODE_IN,
+    FACE_COLUMN,
+    auto_decode,
+    loader_sizes,
+    predict_files,
+)
 from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.distributed_predict import predict_distributed
 from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
@@ -32,6 +39,8 @@ log = logging.getLogger(__name__)
 def _validate(cfg: DictConfig) -> list[Path]:
     validate_detector_config(cfg)
     validate_quantize(cfg)
+    if cfg.decode_in not in DECODE_IN:
+        raise ConfigError(f"decode_in={cfg.decode_in!r}: expected one of {list(DECODE_IN)}")
     try:
         check_output_path(cfg.output)
         paths = expand_inputs(str(cfg.input))
@@ -71,11 +80,12 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         counts = {key: result[key] for key in ("fake", "real", "error")}
     else:
         detector = build()
-        batch_size, workers = loader_sizes(detector, cfg.batch_size, cfg.num_workers)
-        log.info("batch_size=%d, num_workers=%d", batch_size, workers)
+        decode_in = auto_decode(detector) if cfg.decode_in == "auto" else cfg.decode_in
+        batch_size, workers = loader_sizes(detector, cfg.batch_size, cfg.num_workers, decode_in)
+        log.info("batch_size=%d, num_workers=%d (%s)", batch_size, workers, decode_in)
         counts = {"fake": 0, "real": 0, "error": 0}
         with RowWriter(cfg.output, columns) as out:
-            for row in predict_files(detector, paths, batch_size, workers, cfg.progress):
+            for row in predict_files(detector, paths, batch_size, workers, cfg.progress, decode_in):
                 out.write(row)
                 counts[row["label"] or "error"] += 1
     seconds = time.perf_counter() - start

@@ -36,12 +36,13 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_overlapped_batches_give_the_serial_rows(tiny_ckpt: Path, mixed_folder: Path) -> None:
-    """Batches of 4 decoded by 2 workers = one file at a time in this process: order, errors, p_fake (1e-5)."""
+@pytest.mark.parametrize("decode_in", ["threads", "processes"])
+def test_overlapped_batches_give_the_serial_rows(tiny_ckpt: Path, mixed_folder: Path, decode_in: str) -> None:
+    """Batches of 4 decoded by 2 workers = one file at a time in this thread: order, errors, p_fake (1e-5)."""
     detector = Detector.load(tiny_ckpt)
     paths = sorted(mixed_folder.iterdir())
     serial = list(predict_files(detector, paths, batch_size=1, num_workers=0))
-    overlapped = list(predict_files(detector, paths, batch_size=4, num_workers=2))
+    overlapped = list(predict_files(detector, paths, batch_size=4, num_workers=2, decode_in=decode_in))
     assert [r["path"] for r in overlapped] == [str(p) for p in paths] == [r["path"] for r in serial]
     assert [r["index"] for r in overlapped] == list(range(len(paths)))
     for fast, slow in zip(overlapped, serial, strict=True):
@@ -89,7 +90,7 @@ def test_cli_logs_the_sizes_it_picked(
     )
     with caplog.at_level(logging.INFO, logger="deepfake_lightning.predict"):
         result = predict(cfg)
-    assert f"batch_size={TORCH_CPU_BATCH}, num_workers=" in caplog.text
+    assert f"batch_size={TORCH_CPU_BATCH}, num_workers=" in caplog.text and "(threads)" in caplog.text
     assert (result["n"], result["error"]) == (9, 2)
 
 
@@ -125,6 +126,7 @@ def test_cache_key_changes_with_the_calibration_images(tiny_ckpt: Path, mixed_fo
     ("overrides", "match"),
     [
         (["quantize=int4"], "quantize='int4': expected null or int8"),
+        (["decode_in=fibers"], r"decode_in='fibers': expected one of \['auto', 'threads', 'processes'\]"),
         (
             ["calibration_dir=/no/such/dir", "quantize=int8"],
             "calibration_dir='/no/such/dir': folder not found",

@@ -6,8 +6,8 @@ static int8 with one session per core), three rows:
 - `model_only`: `Detector.score` on decoded, preprocessed batches (prepared once, cycled), no file I/O;
 - `end_to_end`: `predict_files` into a CSV, as the CLI runs it: decode and preprocess in DataLoader workers,
   score, write. Python start-up and model loading are left out (model loading is `extra.load_s`);
-- `decode_only`: the same DataLoader without the model. End to end close to this figure means decoding is
-  the limit, not the model.
+- `decode_only`: the same decoding workers (threads or processes, as `predict` picks) without the model. End
+  to end close to this figure means decoding is the limit, not the model.
 
 `extra.e2e_over_model_only` of each end-to-end row is what the target (>= 0.70) reads. With `repeats` > 1 the
 model-only and end-to-end runs alternate and each row keeps its fastest run (other jobs' load only slows a
@@ -29,7 +29,13 @@ import torch
 from deepfake_lightning.bench.rows import Row, device_label
 from deepfake_lightning.data.images import BadImageError
 from deepfake_lightning.inference.backends import OnnxBackend, TorchBackend
-from deepfake_lightning.inference.batch_predict import COLUMNS, file_loader, loader_sizes, predict_files
+from deepfake_lightning.inference.batch_predict import (
+    COLUMNS,
+    auto_decode,
+    batch_source,
+    loader_sizes,
+    predict_files,
+)
 from deepfake_lightning.inference.detector import Detector, stack_inputs
 from deepfake_lightning.inference.metadata import ModelInfo
 from deepfake_lightning.inference.row_writer import RowWriter
@@ -108,14 +114,15 @@ def model_only(detector: Detector, paths: Sequence[Path], n: int, batch_size: in
 
 
 def end_to_end(
-    detector: Detector, paths: Sequence[Path], batch_size: int, workers: int, output: Path
+    detector: Detector, paths: Sequence[Path], batch_size: int, workers: int, output: Path, decode_in: str
 ) -> tuple[list[float], int]:
     """Seconds per batch of rows (first one includes the workers' start) and the error-row count."""
     errors = 0
     seconds = []
     start = last = time.perf_counter()
+    rows = predict_files(detector, paths, batch_size, workers, decode_in=decode_in)
     with RowWriter(output, COLUMNS) as out:
-        for i, row in enumerate(predict_files(detector, paths, batch_size, workers), start=1):
+        for i, row in enumerate(rows, start=1):
             out.write(row)
             errors += bool(row["error"])
             if i % batch_size == 0 or i == len(paths):
@@ -126,12 +133,14 @@ def end_to_end(
     return seconds, errors
 
 
-def decode_only(detector: Detector, paths: Sequence[Path], batch_size: int, workers: int) -> list[float]:
-    """Seconds per batch of `predict_files`'s DataLoader, with the main process's normalization, no model."""
+def decode_only(
+    detector: Detector, paths: Sequence[Path], batch_size: int, workers: int, decode_in: str
+) -> list[float]:
+    """Seconds per batch of `predict_files`'s batch source and normalization, without the model."""
     transfer = Uint8Transfer(detector)
     seconds = []
     last = time.perf_counter()
-    for batch in file_loader(transfer, paths, batch_size, workers):
+    for batch in batch_source(detector, transfer, paths, batch_size, workers, decode_in):
         if batch["inputs"] is not None:
             transfer.normalize(batch["inputs"])
         now = time.perf_counter()
@@ -181,7 +190,7 @@ def bench_end_to_end(
             workers=0,
         )
     ]
-    decoded: dict[tuple[int, int], list[float]] = {}
+    decoded: dict[tuple[int, int, str], list[float]] = {}
     for name in cfg["backends"]:
         if name not in factories:
             log.warning("predict bench: backend %s not available (no ONNX export?); skipped", name)
@@ -189,19 +198,22 @@ def bench_end_to_end(
         start = time.perf_counter()
         detector = factories[name]()
         load_s = time.perf_counter() - start
-        batch_size, workers = loader_sizes(detector, cfg.get("batch_size"), cfg.get("num_workers"))
+        decode_in = cfg.get("decode_in") or "auto"
+        decode_in = auto_decode(detector) if decode_in == "auto" else decode_in
+        batch_size, workers = loader_sizes(detector, cfg.get("batch_size"), cfg.get("num_workers"), decode_in)
         label = device_label(device) if name.startswith("torch") else cpu
         common = {"device": label, "batch_size": batch_size, "workers": workers}
         model_runs, e2e_runs = [], []
         for _ in range(max(1, int(cfg.get("repeats", 1)))):  # alternated, so a burst of load hits both
             model_runs.append(model_only(detector, paths, n, batch_size))
-            timed, errors = end_to_end(detector, paths, batch_size, workers, out_dir / f"predict_{name}.csv")
+            output = out_dir / f"predict_{name}.csv"
+            timed, errors = end_to_end(detector, paths, batch_size, workers, output, decode_in)
             e2e_runs.append(timed)
         model = _row("model_only", name, min(model_runs, key=sum), n, size, **common)
         e2e = _row("end_to_end", name, min(e2e_runs, key=sum), n, size, **common)
-        key = (batch_size, workers)
+        key = (batch_size, workers, decode_in)
         if key not in decoded:
-            decoded[key] = decode_only(detector, paths, batch_size, workers)
+            decoded[key] = decode_only(detector, paths, batch_size, workers, decode_in)
         decode = _row(
             "decode_only",
             name,
@@ -221,10 +233,11 @@ def bench_end_to_end(
             "files": n,
             "error_rows": errors,
             "repeats": len(e2e_runs),
+            "decode_in": decode_in,
         }
         log.info(
             "predict %s: model only %.0f img/s, end to end %.0f img/s (%.2f of model only), decode only "
-            "%.0f img/s; batch %d, %d workers, %d files",
+            "%.0f img/s; batch %d, %d workers (%s), %d files",
             name,
             model.throughput_img_s,
             e2e.throughput_img_s,
@@ -232,6 +245,7 @@ def bench_end_to_end(
             decode.throughput_img_s,
             batch_size,
             workers,
+            decode_in,
             n,
         )
         rows += [model, e2e, decode]

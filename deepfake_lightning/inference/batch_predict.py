@@ -1,9 +1,11 @@
-"""Score many image files with DataLoader workers; every file yields exactly one row, errors included.
+"""Score many image files; every file yields exactly one row, errors included.
 
-Decoding and cropping run in the workers, the model in the main process: while the model scores one batch,
-the workers prepare the next ones (`prefetch_factor` batches each), so end to end runs at the model's rate
-whenever decoding keeps up. Batches cross as uint8 and are normalized here (`uint8_transfer.py`). A file that cannot be read (or is smaller than `min_size`) gets its message
-in `error` and an empty `p_fake`; it never stops the run.
+Decoding and cropping run in workers, the model in the calling thread: while the model scores one batch, the
+workers prepare the next ones, so end to end runs at the model's rate whenever decoding keeps up. Workers are
+threads of this process when the model runs on the CPU (`decode_threads.py` says why) or DataLoader processes
+(with a GPU, and in the distributed job). Batches arrive as uint8 and are normalized here
+(`uint8_transfer.py`). A file that cannot be read (or is smaller than `min_size`) gets its message in `error`
+and an empty `p_fake`; it never stops the run.
 
 `batch_size=None` and `num_workers=None` pick what `bench` measured fastest for the detector's backend
 (`Backend.preferred_batch`, docs/benchmarks.md).
@@ -12,13 +14,14 @@ in `error` and an empty `p_fake`; it never stops the run.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset, default_collate
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, label_of
@@ -27,6 +30,7 @@ from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
 COLUMNS = ("path", "p_fake", "label", "error")
 FACE_COLUMN = "face"
 MAX_AUTO_WORKERS = 4  # LFW-size JPEGs decode + resize at ~1600 img/s per core: 4 workers feed any CPU model
+DECODE_IN = ("auto", "threads", "processes")
 
 
 class FileDataset(Dataset):
@@ -59,8 +63,16 @@ def collate_prepared(items: list[dict[str, Any]]) -> dict[str, Any]:
     into shared memory in a worker (`stack_inputs` would stack, then copy the batch there to send it).
     """
     good = [item.pop("inputs") for item in items if "error" not in item]
-    inputs = [default_collate(list(column)) for column in zip(*good, strict=True)] if good else None
-    return {"items": items, "inputs": inputs}
+    if not good:
+        return {"items": items, "inputs": None}
+    if get_worker_info() is not None:  # a DataLoader worker process
+        return {
+            "items": items,
+            "inputs": [default_collate(list(column)) for column in zip(*good, strict=True)],
+        }
+    # in this process (decode threads, num_workers=0): numpy's single-threaded copy, not torch's intra-op pool
+    stacked = [np.stack([t.numpy() for t in column]) for column in zip(*good, strict=True)]
+    return {"items": items, "inputs": [torch.from_numpy(column) for column in stacked]}
 
 
 def auto_batch_size(detector: BaseDetector) -> int:
@@ -69,23 +81,58 @@ def auto_batch_size(detector: BaseDetector) -> int:
     return max(int(getattr(member.backend, "preferred_batch", 32)) for member in members)
 
 
-def auto_num_workers() -> int:
-    """One decoding worker per core, at most `MAX_AUTO_WORKERS` (the model needs the cores too)."""
-    return max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
+def auto_num_workers(decode_in: str = "processes") -> int:
+    """Decode threads: one per 2 cores (the model shares them; on 2 cores 1 thread gave 0.82-0.85 of the
+    model-only rate for ONNX int8 at batch 16, 2 threads 0.79). Processes: one per core, at most 4."""
+    cores = os.cpu_count() or 1
+    if decode_in == "threads":
+        return max(1, cores // 2)
+    return max(1, min(MAX_AUTO_WORKERS, cores))
 
 
-def loader_sizes(detector: BaseDetector, batch_size: int | None, num_workers: int | None) -> tuple[int, int]:
-    """(batch_size, num_workers) with None replaced by the measured defaults."""
+def loader_sizes(
+    detector: BaseDetector, batch_size: int | None, num_workers: int | None, decode_in: str = "auto"
+) -> tuple[int, int]:
+    """(batch_size, num_workers) with None replaced by the measured defaults for this detector."""
+    mode = auto_decode(detector) if decode_in == "auto" else decode_in
     return (
         auto_batch_size(detector) if batch_size is None else batch_size,
-        auto_num_workers() if num_workers is None else num_workers,
+        auto_num_workers(mode) if num_workers is None else num_workers,
     )
+
+
+def auto_decode(detector: BaseDetector) -> str:
+    """`threads` when every model runs on the CPU (cores shared with decoding), `processes` with a GPU."""
+    members = getattr(detector, "members", None) or [detector]
+    on_gpu = any(getattr(m.backend, "device", torch.device("cpu")).type == "cuda" for m in members)
+    return "processes" if on_gpu else "threads"
+
+
+def batch_source(
+    detector: BaseDetector,
+    transfer: Uint8Transfer,
+    paths: Sequence[str | Path],
+    batch_size: int,
+    num_workers: int,
+    decode_in: str = "auto",
+) -> Iterable[dict[str, Any]]:
+    """Collated uint8 batches in input order: decode threads or DataLoader processes (`decode_in`)."""
+    if decode_in not in DECODE_IN:
+        raise ValueError(f"decode_in={decode_in!r}: expected one of {list(DECODE_IN)}")
+    mode = auto_decode(detector) if decode_in == "auto" else decode_in
+    if mode == "threads" and num_workers > 0:
+        from deepfake_lightning.inference.decode_threads import thread_batches
+
+        return thread_batches(
+            FileDataset(paths, transfer.preparer, transfer.max_pixels), batch_size, num_workers
+        )
+    return file_loader(transfer, paths, batch_size, num_workers)
 
 
 def file_loader(
     transfer: Uint8Transfer, paths: Sequence[str | Path], batch_size: int, num_workers: int
 ) -> DataLoader:
-    """The DataLoader `predict_files` and the distributed job both read: uint8 batches, input order."""
+    """The DataLoader of `decode_in=processes` and of the distributed job: uint8 batches, input order."""
     dataset = FileDataset(paths, transfer.preparer, transfer.max_pixels)
     return DataLoader(
         dataset,
@@ -137,15 +184,17 @@ def predict_files(
     batch_size: int | None = None,
     num_workers: int | None = None,
     progress: bool = False,
+    decode_in: str = "auto",
 ) -> Iterator[dict[str, Any]]:
     """Yield `{"index", "path", "p_fake", "label", "error", "face"}` per file, in input order.
 
-    None picks `auto_batch_size` / `auto_num_workers`; `num_workers=0` decodes in this process.
+    None picks `auto_batch_size` / `auto_num_workers`; `num_workers=0` decodes in this thread. `decode_in`:
+    `threads`, `processes` (DataLoader workers) or `auto` (threads on a CPU, processes with a GPU).
     """
-    batch_size, num_workers = loader_sizes(detector, batch_size, num_workers)
+    batch_size, num_workers = loader_sizes(detector, batch_size, num_workers, decode_in)
     transfer = Uint8Transfer(detector)
-    loader = file_loader(transfer, paths, batch_size, num_workers)
+    batches = batch_source(detector, transfer, paths, batch_size, num_workers, decode_in)
     with progress_bar(len(paths), progress) as advance:
-        for batch in loader:
+        for batch in batches:
             yield from score_batch(detector, transfer, batch)
             advance(len(batch["items"]))

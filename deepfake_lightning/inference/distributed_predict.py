@@ -65,7 +65,7 @@ class ScoringModule(L.LightningModule):
 
     def predict_dataloader(self) -> DataLoader:
         assert self.detector is not None and self.transfer is not None
-        batch_size, workers = loader_sizes(self.detector, self.batch_size, self.num_workers)
+        batch_size, workers = loader_sizes(self.detector, self.batch_size, self.num_workers, "processes")
         if self.num_workers is None:  # the automatic count is per machine: share it between its ranks
             workers = max(1, workers // max(1, self.trainer.num_devices))
         return file_loader(self.transfer, self.paths, batch_size, workers)
