@@ -30,6 +30,7 @@ from deepfake_lightning.data.transforms import build_eval_transform
 from deepfake_lightning.inference.export_model import export_onnx
 from deepfake_lightning.inference.inputs import expand_inputs
 from deepfake_lightning.inference.quantize import quantize_int8
+from deepfake_lightning.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 PACKAGES = (
@@ -52,14 +53,6 @@ def with_preset(cfg: DictConfig) -> DictConfig:
         if cfg.get(name):
             cfg = OmegaConf.merge(cfg, cfg.presets[name])
     return cfg
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
-    return torch.device(name)
 
 
 def _tensors(samples: list[Sample], transform: Any) -> tuple[torch.Tensor, torch.Tensor]:

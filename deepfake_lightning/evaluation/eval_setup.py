@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deepfake_lightning.evaluation.calibrate_run import DEFAULT_RULE, calibrate, find_calibration
+from deepfake_lightning.utils.device import resolve_device  # noqa: F401 (robustness imports it from here)
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +28,6 @@ def apply_checkpoint_preprocessing(cfg: DictConfig, module: Any) -> None:
             if key in cfg.data and OmegaConf.select(cfg, f"data.{key}") != value:
                 log.info("data.%s=%s from the checkpoint (config had %s)", key, value, cfg.data.get(key))
                 cfg.data[key] = value
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """``auto`` -> the first CUDA device if there is one, else the CPU."""
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def resolve_calibration(

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from deepfake_lightning.inference.ort_sessions import PerCoreSessions, session_options
+from deepfake_lightning.utils.device import resolve_device
 
 BACKENDS = ("auto", "torch", "onnx")
 INPUT_NAME = "image"
@@ -35,12 +36,6 @@ class Backend(Protocol):
     preferred_batch: int
 
     def __call__(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]: ...
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
@@ -101,7 +96,7 @@ class OnnxBackend:
         """`sessions=1`: one session on `threads` cores; 0 (every core) or N on a CPU: `PerCoreSessions`."""
         import onnxruntime as ort
 
-        target = resolve_device(device)
+        target = resolve_device(device, check_available=False)  # ONNX Runtime checks its own providers
         providers: list[Any] = ["CPUExecutionProvider"]
         if target.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             # device_id: each rank of a distributed job runs on its own GPU (cuda:LOCAL_RANK)
