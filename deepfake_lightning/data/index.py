@@ -8,6 +8,7 @@ import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -145,18 +146,11 @@ def stratified_split(samples: Sequence[Sample], ratios: Sequence[float], seed: i
     return index
 
 
-def index_folder(
-    root: str | Path,
-    split_ratios: Sequence[float] = (0.8, 0.1, 0.1),
-    seed: int = 0,
-    use_all_for_test: bool = False,
-    labels_csv: str | None = None,
-    group_by: str | None = None,
-    max_per_class: int | None = None,
-) -> Index:
-    """`root/{train,valid,test}/{real,fake}/**` as given, or `root/{real,fake}/**` split by seeded ratios."""
-    grouping = {"labels_csv": labels_csv, "group_by": group_by, "max_per_class": max_per_class}
-    return index_folder_with_groups(root, split_ratios, seed, use_all_for_test, **grouping)[0]
+def index_folder(root: str | Path, *args: Any, **kwargs: Any) -> Index:
+    """`root/{train,valid,test}/{real,fake}/**` as given, or `root/{real,fake}/**` split by seeded ratios.
+
+    The arguments of `index_folder_with_groups`, for callers that need only the index."""
+    return index_folder_with_groups(root, *args, **kwargs)[0]
 
 
 def index_folder_with_groups(
