@@ -52,9 +52,11 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -93,38 +95,29 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _meta(
-    n_train: int, n_valid: int, n_test: int, image_size: int, seed: int, jpeg_quality: tuple[int, int]
-) -> dict[str, object]:
-    meta: dict[str, object] = {"generator_version": GENERATOR_VERSION, "image_size": image_size, "seed": seed}
-    return meta | {
-        "jpeg_quality": list(jpeg_quality),
-        "n_train": n_train,
-        "n_valid": n_valid,
-        "n_test": n_test,
-    }
+def _meta(arguments: Mapping[str, Any]) -> dict[str, object]:
+    """What the meta file records for `generate_synthetic_dataset(**arguments)`: every parameter that shapes the
+    images, defaults filled in (`out_dir` and `workers` do not)."""
+    bound = inspect.signature(generate_synthetic_dataset).bind(**arguments)
+    bound.apply_defaults()
+    meta = {k: v for k, v in bound.arguments.items() if k not in ("out_dir", "workers")}
+    return {"generator_version": GENERATOR_VERSION, **meta, "jpeg_quality": list(meta["jpeg_quality"])}
 
 
-def is_generated(
-    out_dir: str | Path,
-    n_train: int = 1000,
-    n_valid: int = 200,
-    n_test: int = 200,
-    image_size: int = 64,
-    seed: int = 0,
-    jpeg_quality: tuple[int, int] | list[int] = (88, 96),
-) -> bool:
-    """True when ``out_dir`` holds a complete set made with these parameters (its meta file is written last)."""
-    out = Path(out_dir)
+def _is_complete(out: Path, meta: Mapping[str, object]) -> bool:
     meta_path = out / META_NAME
     if not meta_path.is_file() or not all((out / f"{s}.csv").is_file() for s in SPLITS):
         return False
     try:
-        return json.loads(meta_path.read_text()) == _meta(
-            n_train, n_valid, n_test, image_size, seed, tuple(jpeg_quality)
-        )
+        return json.loads(meta_path.read_text()) == meta
     except json.JSONDecodeError:
         return False
+
+
+def is_generated(out_dir: str | Path, **parameters: Any) -> bool:
+    """True when ``out_dir`` holds a complete set that `generate_synthetic_dataset(out_dir, **parameters)` would
+    reuse (its meta file is written last)."""
+    return _is_complete(Path(out_dir), _meta({"out_dir": out_dir, **parameters}))
 
 
 def generate_synthetic_dataset(
@@ -144,6 +137,7 @@ def generate_synthetic_dataset(
     The meta file is removed first and written last, so an interrupted run is never taken as complete.
     Not safe for concurrent calls on one ``out_dir``: call it from one process (e.g. ``prepare_data``).
     """
+    meta = _meta(locals())  # first, while the locals are just the arguments
     if image_size < 32 or image_size % 4:
         raise ValueError(f"image_size must be a multiple of 4 and >= 32, got {image_size}")
     if not 1 <= jpeg_quality[0] <= jpeg_quality[1] <= 100:
@@ -151,9 +145,8 @@ def generate_synthetic_dataset(
     out = Path(out_dir)
     root = out / "real_vs_fake" / "real-vs-fake"
     counts = {"train": n_train, "valid": n_valid, "test": n_test}
-    meta = _meta(n_train, n_valid, n_test, image_size, seed, jpeg_quality)
     meta_path = out / META_NAME
-    if is_generated(out, **{k: v for k, v in meta.items() if k != "generator_version"}):
+    if _is_complete(out, meta):
         return root
     meta_path.unlink(missing_ok=True)
     shutil.rmtree(out / "real_vs_fake", ignore_errors=True)
