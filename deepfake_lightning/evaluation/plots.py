@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -55,6 +56,18 @@ def _save(fig: Figure, path: str | Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=_DPI)
     return path
+
+
+def _note(ax: Axes, text: str, **style: Any) -> None:
+    """Text in the middle of a panel: an empty panel says why it is empty."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, **style)
+
+
+def _nothing_to_plot(fig: Figure, text: str, path: str | Path) -> Path:
+    ax = fig.add_subplot()
+    _note(ax, text)
+    ax.set_axis_off()
+    return _save(fig, path)
 
 
 def plot_confusion_matrix(cm: Any, path: str | Path, title: str = "Confusion matrix") -> Path:
@@ -206,10 +219,7 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], path: str | Path)
             panels.append((name, lines))
     fig = _new_figure(4.5 * max(1, len(panels)), 4.0)
     if not panels:
-        ax = fig.add_subplot()
-        ax.text(0.5, 0.5, "no training history logged", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return _save(fig, path)
+        return _nothing_to_plot(fig, "no training history logged", path)
     for k, (name, lines) in enumerate(panels, start=1):
         ax = fig.add_subplot(1, len(panels), k)
         for split, xs, ys in lines:
@@ -250,7 +260,7 @@ def plot_performance_summary(
         ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=6, fontsize=8)
         ax.set_xticks(x, labels=names, rotation=30, ha="right")
     else:
-        ax.text(0.5, 0.5, "no metrics to show", ha="center", va="center", transform=ax.transAxes)
+        _note(ax, "no metrics to show")
     level = metrics.get("ci_level")
     ci_text = f" ({level:.0%} bootstrap CI)" if isinstance(level, (int, float)) else ""
     ax.set(ylim=(0, 1.1), ylabel="value (EER: lower is better)", title=f"{title}{ci_text}")
@@ -263,10 +273,7 @@ def plot_robustness(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path
     names = list(dict.fromkeys(r["corruption"] for r in rows if r.get("corruption") != "clean"))
     fig = _new_figure(3.2 * max(1, len(names)), 3.8)
     if not names:
-        ax = fig.add_subplot()
-        ax.text(0.5, 0.5, "no corruptions evaluated", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return _save(fig, path)
+        return _nothing_to_plot(fig, "no corruptions evaluated", path)
     for k, name in enumerate(names, start=1):
         ax = fig.add_subplot(1, len(names), k)
         series = ([clean] if clean else []) + [r for r in rows if r.get("corruption") == name]
@@ -317,14 +324,14 @@ def plot_explanations(groups: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
                 if sample is None:
                     ax.set_axis_off()
                     if s == 0 and c == 0:
-                        ax.text(0.5, 0.5, "no such image", ha="center", va="center", transform=ax.transAxes)
+                        _note(ax, "no such image")
                     continue
                 ax.imshow(sample["image"])
                 heat = sample.get(key) if key != "image" else None
                 if heat is not None:
                     ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
                 elif key != "image":
-                    ax.text(0.5, 0.5, "n/a", ha="center", va="center", color="white", transform=ax.transAxes)
+                    _note(ax, "n/a", color="white")
                 ax.set_title(
                     sample["caption"] if key == "image" else sample.get(f"{key}_title", name), fontsize=7
                 )
