@@ -1,7 +1,8 @@
 """`python -m deepfake_lightning.eval ckpt_path=... [data=...]`: test a checkpoint on any data config.
 
-Writes the test outputs (metrics with CIs at the validation-chosen threshold, predictions, plots), then the
-optional extras -- cross-dataset table, robustness grid, explanations -- and finally REPORT.md from the files.
+Writes the test outputs (metrics with CIs at the validation-chosen threshold, predictions, plots), the model
+bundle `bundle.json` (the checkpoint with the calibration applied here and these test metrics: servable as is),
+then the optional extras -- cross-dataset table, robustness grid, explanations -- and REPORT.md from the files.
 """
 
 from __future__ import annotations
@@ -9,31 +10,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.callbacks import SkippedImagesCallback
 from deepfake_lightning.distributed import gather_test_outputs
 from deepfake_lightning.evaluation.cross_dataset import evaluate_extra_sets, write_cross_dataset
-from deepfake_lightning.evaluation.eval_setup import resolve_calibration, start_evaluation
+from deepfake_lightning.evaluation.eval_setup import (
+    resolve_calibration,
+    start_evaluation,
+    write_evaluation_bundle,
+)
 from deepfake_lightning.evaluation.explanations import write_explanations
 from deepfake_lightning.evaluation.report import write_report
 from deepfake_lightning.evaluation.robustness import evaluate_robustness, write_robustness
 from deepfake_lightning.evaluation.test_outputs import collected_predictions, write_test_outputs
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
-
-
-def _data_name(cfg: DictConfig) -> str:
-    """The data config (``folder``, ``faces140k``...) to name the primary row of the cross-dataset table: the
-    training run's when eval adopted it (``data_name``, set by ``start_evaluation``), else the one given."""
-    if cfg.get("data_name"):
-        return str(cfg.data_name)
-    try:
-        return str(HydraConfig.get().runtime.choices.get("data") or "test")
-    except ValueError:
-        return "test"
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -52,6 +45,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.write_split_manifest(output_dir / "splits.csv")
     extra["calibration"] = calibration
     results = write_test_outputs(module, output_dir, extra, temperature, threshold)
+    write_evaluation_bundle(cfg, calibration, results, output_dir)
 
     n_bootstrap = int(cfg.get("n_bootstrap", 1000))
     extra_sets = cfg.get("extra_eval_sets") or {}
@@ -59,7 +53,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         sets = evaluate_extra_sets(
             module, cfg.data, extra_sets, output_dir, temperature, threshold, device, n_bootstrap
         )
-        primary = _data_name(cfg)
+        primary = str(
+            cfg.data_name
+        )  # set by start_evaluation: the training run's data config, or the given one
         primary = f"{primary} (primary)" if primary in sets else primary
         write_cross_dataset({primary: results, **sets}, output_dir, calibration, primary)
     if OmegaConf.select(cfg, "robustness.enabled", default=False):

@@ -9,10 +9,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from deepfake_lightning.bundle import manifest_path
 from deepfake_lightning.data.index import DatasetLayoutError, index_folder
 from deepfake_lightning.inference.export_model import FORMATS, export_model
 from deepfake_lightning.inference.inputs import expand_inputs
-from deepfake_lightning.inference.metadata import metadata_path
 from deepfake_lightning.inference.quantize import sample_subset
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.hydra_main import hydra_main
@@ -74,10 +74,10 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         calibration_images=calibration_images,
         eval_samples=_eval_samples(cfg) if cfg.quantize else None,
     )
-    metadata = json.loads(metadata_path(model).read_text())
-    if metadata.get("quantization"):
-        log.info("int8 quantization: %s", metadata["quantization"])
-    return {"status": "ok", "model": str(model), "metadata": str(metadata_path(model))}
+    bundle = json.loads(manifest_path(model).read_text())
+    if bundle.get("quantization"):
+        log.info("int8 quantization: %s", bundle["quantization"])
+    return {"status": "ok", "model": str(model), "bundle": str(manifest_path(model))}
 
 
 @hydra_main("export")

@@ -1,7 +1,7 @@
 """`python -m deepfake_lightning.robustness ckpt_path=... [data=...]`: the test split under a corruption grid.
 
 The grid is ``conf/corruptions`` (override e.g. ``corruptions.jpeg=[50]`` or ``~corruptions.noise``); the
-checkpoint's preprocessing and its run's validation-fitted temperature and threshold are applied unchanged.
+checkpoint's preprocessing and its bundle's validation-fitted temperature and threshold are applied unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from deepfake_lightning.evaluation.calibrate_run import find_calibration
+from deepfake_lightning.bundle import load_bundle
 from deepfake_lightning.evaluation.eval_setup import resolve_device, start_evaluation
 from deepfake_lightning.evaluation.robustness import evaluate_robustness, write_robustness
 from deepfake_lightning.utils.hydra_main import hydra_main
@@ -23,7 +23,7 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
     module, output_dir = start_evaluation(cfg)
     datamodule = instantiate(cfg.data)
     calibration_file = OmegaConf.select(cfg, "calibration.path", default="auto")
-    calibration = find_calibration(cfg.ckpt_path, calibration_file, module.hparams.get("threshold", 0.5))
+    calibration = load_bundle(cfg.ckpt_path, calibration_file).calibration_record()
     rows = evaluate_robustness(
         module,
         datamodule,

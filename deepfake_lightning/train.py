@@ -1,4 +1,5 @@
-"""`python -m deepfake_lightning.train [+experiment=NAME] [overrides]`: fit, then test the best checkpoint."""
+"""`python -m deepfake_lightning.train [+experiment=NAME] [overrides]`: fit, calibrate on validation, test the best
+checkpoint once, and leave its model bundle `checkpoints/best.ckpt.json` (see `deepfake_lightning.bundle`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from deepfake_lightning.bundle import (
+    checkpoint_bundle,
+    load_bundle,
+    test_metrics_summary,
+    training_data_summary,
+    write_bundle,
+)
 from deepfake_lightning.checkpoints import check_resumable, find_last_checkpoint
 from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
-from deepfake_lightning.evaluation.calibrate_run import calibrate_checkpoint, uncalibrated
+from deepfake_lightning.evaluation.calibrate_run import CALIBRATION_FILE, calibrate_checkpoint, uncalibrated
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
+from deepfake_lightning.evaluation.training_data import data_config_name
 from deepfake_lightning.utils.config_validation import ConfigError, validate_config
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import instantiate_group, resolve_precision, run_task, seed
@@ -81,9 +90,33 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             extra = {"checkpoint": best, **info, "calibration": calibration}
             scaling = calibration["temperature"], calibration["threshold"]
             results["test"] = write_test_outputs(trainer.lightning_module, output_dir, extra, *scaling)
+    if best and trainer.is_global_zero:
+        results["bundle"] = str(_write_bundle(cfg, best, calibration, info["data"], results.get("test")))
     if is_rank_zero():
         (output_dir / "run_summary.json").write_text(json.dumps(results, indent=2, default=str))
     return results
+
+
+def _write_bundle(
+    cfg: DictConfig, best: str, calibration: dict[str, Any], counts: Any, test: dict[str, Any] | None
+) -> Any:
+    """A trained checkpoint gets `best.ckpt.json` beside it; a given one (``train=false``) is described in
+    this run's `bundle.json`, keeping the training data its own bundle records."""
+    output_dir = Path(cfg.paths.output_dir)
+    name = data_config_name()
+    if cfg.get("train"):
+        training = training_data_summary(OmegaConf.to_container(cfg.data, resolve=True), name, counts)
+    else:
+        training = load_bundle(best, calibration=None).training_data
+    fitted = calibration.get("fitted_on") is not None
+    bundle = checkpoint_bundle(
+        best,
+        calibration,
+        output_dir / CALIBRATION_FILE if fitted else None,
+        training,
+        test_metrics_summary(test, name, best) if test else None,
+    )
+    return write_bundle(bundle, None if cfg.get("train") else output_dir / "bundle.json")
 
 
 @hydra_main("train")

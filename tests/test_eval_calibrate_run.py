@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from deepfake_lightning.bundle import read_calibration
 from deepfake_lightning.eval import evaluate
 from deepfake_lightning.evaluation.calibrate_run import (
     calibrate,
-    calibration_path,
-    find_calibration,
     fit_calibration,
 )
-from deepfake_lightning.evaluation.calibration import apply_temperature, binary_nll, load_calibration
+from deepfake_lightning.evaluation.calibration import apply_temperature, binary_nll
 from deepfake_lightning.evaluation.predictions import read_predictions_csv
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
 from deepfake_lightning.evaluation.thresholds import choose_threshold
@@ -71,28 +70,11 @@ def loader_of(levels: list[float], labels: list[int]) -> list[dict]:
 def test_calibrate_writes_record_and_reliability(tmp_path: Path) -> None:
     loader = loader_of([0.1, 0.3, 0.45, 0.55, 0.6, 0.9], [0, 0, 1, 0, 1, 1])
     record = calibrate(LogitOfMean(), loader, tmp_path, rule="max_f1")
-    stored = load_calibration(tmp_path / "calibration.json")
+    stored = read_calibration(tmp_path / "calibration.json")
     assert CALIBRATION_KEYS <= set(stored)
     assert stored["threshold"] == pytest.approx(record["threshold"])
     assert stored["threshold_rule"] == "max_f1" and stored["n"] == 6
     assert (tmp_path / "reliability.png").stat().st_size > 0
-
-
-def test_find_calibration_contract(tmp_path: Path) -> None:
-    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
-    assert calibration_path(ckpt) == (tmp_path / "run" / "calibration.json").resolve()
-    assert find_calibration(ckpt, "auto", default_threshold=0.7) == {
-        "temperature": 1.0, "threshold": 0.7, "threshold_rule": "fixed", "fitted_on": None,
-    }  # fmt: skip
-    with pytest.raises(FileNotFoundError):
-        find_calibration(ckpt, tmp_path / "missing.json")
-    (tmp_path / "run").mkdir()
-    calibration_path(ckpt).write_text(
-        json.dumps({"temperature": 2.0, "threshold": 0.3, "threshold_rule": "eer"})
-    )
-    found = find_calibration(ckpt)
-    assert (found["temperature"], found["threshold"], found["threshold_rule"]) == (2.0, 0.3, "eer")
-    assert find_calibration(ckpt, None)["temperature"] == 1.0
 
 
 def test_write_test_outputs_applies_temperature_and_threshold(tmp_path: Path) -> None:

@@ -12,12 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
+from deepfake_lightning.bundle import BundleError, manifest_path
 from deepfake_lightning.checkpoints import CheckpointError
 from deepfake_lightning.data.images import BadImageError
 from deepfake_lightning.inference import Detector, EnsembleDetector, evaluate_ensemble, load_detector
 from deepfake_lightning.inference.faces import FACE_FOUND, FACE_NOT_FOUND, FaceCropper
 from deepfake_lightning.inference.inputs import ImageTooSmallError, expand_inputs
-from deepfake_lightning.inference.metadata import ModelFileError
+from deepfake_lightning.utils.hashing import sha256_file
 from tests.fixtures_inference import face_like_image, save_image
 
 pytest_plugins = ("tests.fixtures_inference",)  # tiny_ckpt, tiny_onnx, ... shared fixtures
@@ -35,18 +36,18 @@ def _logit(p: float) -> float:
 def test_checkpoint_defaults_without_calibration(calibrated_ckpt, tiny_ckpt: Path) -> None:
     hparams = torch.load(tiny_ckpt, weights_only=True)["hyper_parameters"]
     detector = Detector.load(calibrated_ckpt(None))
-    assert detector.temperature == 1.0 and detector.info.calibration_source is None
+    assert detector.temperature == 1.0 and detector.bundle.calibration_source is None
     assert detector.threshold == hparams["threshold"]
-    assert detector.info.preprocessing == hparams["preprocessing"]
+    assert detector.bundle.preprocessing == hparams["preprocessing"]
     assert detector.describe()["backend"] == "torch"
 
 
 def test_training_run_calibration_is_found(detector: Detector, tiny_ckpt: Path) -> None:
     record_path = tiny_ckpt.parent.parent / "calibration.json"
-    if not record_path.is_file():
-        pytest.skip("this training pipeline writes no calibration.json")
+    assert record_path.is_file() and manifest_path(tiny_ckpt).is_file()  # training writes both
     record = json.loads(record_path.read_text())
-    assert detector.info.calibration_source == str(record_path)
+    assert detector.bundle.calibration_source == str(record_path)
+    assert detector.bundle.manifest == str(manifest_path(tiny_ckpt))
     assert detector.temperature == record["temperature"]
     assert detector.threshold == record.get("threshold", detector.threshold)
 
@@ -132,7 +133,7 @@ def test_run_calibration_sets_temperature_and_threshold(calibrated_ckpt, detecto
     ckpt = calibrated_ckpt({"temperature": 2.5, "threshold": 0.3, "threshold_rule": "youden"})
     calibrated = Detector.load(ckpt)
     assert (calibrated.temperature, calibrated.threshold) == (2.5, 0.3)
-    assert calibrated.info.threshold_rule == "youden"
+    assert calibrated.bundle.threshold_rule == "youden"
     image = face_like_image(6)
     raw = Detector.load(ckpt, calibration="none").predict(image)[0].p_fake
     expected = 1 / (1 + math.exp(-_logit(raw) / 2.5))
@@ -141,10 +142,32 @@ def test_run_calibration_sets_temperature_and_threshold(calibrated_ckpt, detecto
     assert Detector.load(ckpt, threshold=0.9).threshold == 0.9
 
 
-def test_checkpoint_specific_calibration_wins(calibrated_ckpt) -> None:
+def test_only_the_bundle_is_read_and_a_foreign_calibration_is_refused(
+    calibrated_ckpt, tmp_path: Path
+) -> None:
+    ckpt = calibrated_ckpt(None)  # a bare checkpoint: a calibration.json in its run is NOT picked up by path
+    (ckpt.parent.parent / "calibration.json").write_text(json.dumps({"temperature": 3.0, "threshold": 0.6}))
+    assert (Detector.load(ckpt).temperature, Detector.load(ckpt).bundle.threshold_rule) == (1.0, "fixed")
+    foreign = tmp_path / "other.json"
+    foreign.write_text(json.dumps({"temperature": 3.0, "threshold": 0.6, "checkpoint_sha256": "ab" * 32}))
+    with pytest.raises(BundleError, match="fitted for weights with SHA-256 abababab"):
+        Detector.load(ckpt, calibration=foreign)
+    named = tmp_path / "named.json"
+    named.write_text(json.dumps({"temperature": 3.0, "checkpoint": "/runs/x/checkpoints/epoch_3.ckpt"}))
+    with pytest.raises(BundleError, match="fitted for epoch_3.ckpt, not best.ckpt"):
+        Detector.load(ckpt, calibration=named)
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps({"temperature": 3.0, "threshold": 0.6, "checkpoint_sha256": sha256_file(ckpt)}))
+    assert Detector.load(ckpt, calibration=own).temperature == 3.0
+
+
+def test_weights_changed_after_their_bundle_are_refused(calibrated_ckpt) -> None:
     ckpt = calibrated_ckpt({"temperature": 2.0, "threshold": 0.4, "threshold_rule": "0.4"})
-    ckpt.with_suffix(".calibration.json").write_text(json.dumps({"temperature": 3.0, "threshold": 0.6}))
-    assert (Detector.load(ckpt).temperature, Detector.load(ckpt).threshold) == (3.0, 0.6)
+    assert Detector.load(ckpt).temperature == 2.0
+    with ckpt.open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(BundleError, match="SHA-256 differs from the one recorded in .*best.ckpt.json"):
+        Detector.load(ckpt)
 
 
 @pytest.mark.parametrize(
@@ -159,8 +182,8 @@ def test_bad_calibration_file_is_named(calibrated_ckpt, content: str, match: str
     ckpt = calibrated_ckpt(None)
     bad = ckpt.parent.parent / "calibration.json"
     bad.write_text(content)
-    with pytest.raises(ModelFileError, match=match) as info:
-        Detector.load(ckpt)
+    with pytest.raises(BundleError, match=match) as info:
+        Detector.load(ckpt, calibration=bad)
     assert "calibration.json" in str(info.value)
 
 
@@ -169,9 +192,9 @@ def test_bad_model_files(tmp_path: Path) -> None:
     junk.write_bytes(b"\x00" * 64)
     with pytest.raises(CheckpointError, match="junk.ckpt"):
         Detector.load(junk)
-    with pytest.raises(ModelFileError, match="TorchScript"):
+    with pytest.raises(BundleError, match="TorchScript"):
         Detector.load(tmp_path / "model.pt")
-    with pytest.raises(ModelFileError, match="not found"):
+    with pytest.raises(BundleError, match="not found"):
         Detector.load(tmp_path / "missing.onnx")
     with pytest.raises(ValueError, match="backend"):
         Detector.load(junk, backend="tensorrt")

@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+from deepfake_lightning.bundle import BundleError, manifest_path
 from deepfake_lightning.checkpoints import load_detector_module
 from deepfake_lightning.evaluation.calibration import apply_temperature
 from deepfake_lightning.export import export
 from deepfake_lightning.inference import Detector
 from deepfake_lightning.inference.export_model import export_model
-from deepfake_lightning.inference.metadata import ModelFileError, metadata_path, sha256_file
 from deepfake_lightning.inference.ort_sessions import PerCoreSessions
 from deepfake_lightning.utils.config_validation import ConfigError
+from deepfake_lightning.utils.hashing import sha256_file
 from tests.fixtures_inference import compose_entry, face_like_image
 
 pytest_plugins = ("tests.fixtures_inference",)  # tiny_ckpt, tiny_onnx, ... shared fixtures
@@ -30,14 +31,16 @@ def _images(n: int) -> list[np.ndarray]:
 
 
 def test_onnx_metadata(tiny_onnx: Path, tiny_ckpt: Path) -> None:
-    meta = json.loads(metadata_path(tiny_onnx).read_text())
+    meta = json.loads(manifest_path(tiny_onnx).read_text())
     torch_detector = Detector.load(tiny_ckpt)
     assert meta["sha256"] == sha256_file(tiny_onnx)
     assert meta["format"] == "onnx" and meta["model_file"] == "model.onnx"
-    assert meta["preprocessing"] == torch_detector.info.preprocessing
+    assert meta["preprocessing"] == torch_detector.bundle.preprocessing
     assert (meta["threshold"], meta["temperature"]) == (torch_detector.threshold, torch_detector.temperature)
     assert meta["source_checkpoint_sha256"] == sha256_file(tiny_ckpt)
-    assert meta["package_version"] and meta["torch_version"] and meta["metadata_version"] == 1
+    assert (
+        meta["versions"]["deepfake_lightning"] and meta["versions"]["torch"] and meta["bundle_version"] == 2
+    )
     assert meta["input"]["shape"][0] == "batch" and meta["outputs"] == ["logits", "attention"]
     assert meta["parity_max_abs_diff_p_fake"] <= PARITY
 
@@ -80,7 +83,7 @@ def test_backend_onnx_on_a_checkpoint_exports_in_memory(tiny_ckpt: Path) -> None
 
 def test_torchscript_export_matches_pytorch(tiny_ckpt: Path, tmp_path: Path) -> None:
     model = export_model(tiny_ckpt, tmp_path / "model.pt", fmt="torchscript")
-    meta = json.loads(metadata_path(model).read_text())
+    meta = json.loads(manifest_path(model).read_text())
     assert meta["format"] == "torchscript" and meta["sha256"] == sha256_file(model)
     net = load_detector_module(tiny_ckpt).net
     scripted = torch.jit.load(str(model))
@@ -98,7 +101,7 @@ def test_torchscript_export_matches_pytorch(tiny_ckpt: Path, tmp_path: Path) -> 
 def test_exported_temperature_comes_from_the_run(calibrated_ckpt, tmp_path: Path) -> None:
     ckpt = calibrated_ckpt({"temperature": 1.7, "threshold": 0.42, "threshold_rule": "eer"})
     model = export_model(ckpt, tmp_path / "out" / "m.onnx")
-    meta = json.loads(metadata_path(model).read_text())
+    meta = json.loads(manifest_path(model).read_text())
     assert (meta["temperature"], meta["threshold"], meta["threshold_rule"]) == (1.7, 0.42, "eer")
     loaded = Detector.load(model)
     assert (loaded.temperature, loaded.threshold) == (1.7, 0.42)
@@ -107,15 +110,15 @@ def test_exported_temperature_comes_from_the_run(calibrated_ckpt, tmp_path: Path
 def test_changed_or_orphaned_model_is_refused(tiny_onnx: Path, tmp_path: Path) -> None:
     copy = tmp_path / "model.onnx"
     shutil.copyfile(tiny_onnx, copy)
-    with pytest.raises(ModelFileError, match="model.onnx.json not found"):
+    with pytest.raises(BundleError, match="model.onnx.json not found"):
         Detector.load(copy)
-    shutil.copyfile(metadata_path(tiny_onnx), metadata_path(copy))
+    shutil.copyfile(manifest_path(tiny_onnx), manifest_path(copy))
     assert Detector.load(copy).threshold is not None
     with copy.open("ab") as handle:
         handle.write(b"\0")
-    with pytest.raises(ModelFileError, match="SHA-256"):
+    with pytest.raises(BundleError, match="SHA-256"):
         Detector.load(copy)
-    with pytest.raises(ModelFileError, match="backend=onnx"):
+    with pytest.raises(BundleError, match="backend=onnx"):
         Detector.load(tiny_onnx, backend="torch")
 
 
@@ -129,7 +132,7 @@ def test_int8_static_quantization_records_auroc_change(
     model = export_model(
         tiny_ckpt, tmp_path / "int8.onnx", quantize="int8", calibration_images=images, eval_samples=samples
     )
-    quant = json.loads(metadata_path(model).read_text())["quantization"]
+    quant = json.loads(manifest_path(model).read_text())["quantization"]
     assert quant["mode"] == "static_qdq" and quant["calibration_images"] == 4
     assert quant["eval_images"] == len(samples)
     assert quant["auroc_change"] == pytest.approx(quant["auroc_int8"] - quant["auroc_fp32"])
@@ -144,7 +147,7 @@ def test_export_entry_point(tiny_ckpt: Path, tiny_data: Path, tmp_path: Path) ->
     )
     result = export(cfg)
     assert result["model"] == str(tmp_path / "run" / "model.onnx")
-    quant = json.loads(Path(result["metadata"]).read_text())["quantization"]
+    quant = json.loads(Path(result["bundle"]).read_text())["quantization"]
     assert quant["mode"] == "dynamic" and "auroc_change" in quant
     bad = [
         (["format=tflite"], "format"),

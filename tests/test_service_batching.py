@@ -85,9 +85,9 @@ def test_explain_returns_the_scored_crop_and_an_overlay(detector: Detector, max_
     plain = client.post("/v1/predict", files={"file": ("x.png", IMAGES[0])}).json()
     assert body["p_fake"] == pytest.approx(plain["p_fake"]) and "explanation" not in plain
     crop, overlay = _png(body["explanation"]["crop"]), _png(body["explanation"]["overlay"])
-    size = detector.info.preprocessing["image_size"]
+    size = detector.bundle.preprocessing["image_size"]
     assert crop.shape == overlay.shape == (size, size, 3)
-    assert body["explanation"]["method"] == ("attention" if detector.info.attention else "gradcam")
+    assert body["explanation"]["method"] == ("attention" if detector.bundle.attention else "gradcam")
     # the crop is the model's input with the normalisation undone: re-preparing it gives the same tensor
     again = detector.transform(crop)
     assert np.abs(again.numpy() - detector.prepare(IMAGES[0], "x")[0][0].numpy()).max() < 0.05

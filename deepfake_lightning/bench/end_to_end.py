@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from deepfake_lightning.bench.rows import Row, device_label
+from deepfake_lightning.bundle import ModelBundle
 from deepfake_lightning.data.images import BadImageError
 from deepfake_lightning.inference.backends import OnnxBackend, TorchBackend
 from deepfake_lightning.inference.batch_predict import (
@@ -37,7 +38,6 @@ from deepfake_lightning.inference.batch_predict import (
     predict_files,
 )
 from deepfake_lightning.inference.detector import Detector, stack_inputs
-from deepfake_lightning.inference.metadata import ModelInfo
 from deepfake_lightning.inference.row_writer import RowWriter
 from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
 
@@ -56,8 +56,8 @@ def detector_factories(
 ) -> dict[str, Callable[[], Detector]]:
     """How `predict` builds each backend for this network (ONNX ones only when exported)."""
 
-    def info() -> ModelInfo:  # threshold 0.5, temperature 1: speed does not depend on them
-        return ModelInfo(preprocessing=dict(preprocessing))
+    def info() -> ModelBundle:  # threshold 0.5, temperature 1: speed does not depend on them
+        return ModelBundle(preprocessing=dict(preprocessing))
 
     found: dict[str, Callable[[], Detector]] = {
         "torch_fp32": lambda: Detector(TorchBackend(net, str(device)), info())

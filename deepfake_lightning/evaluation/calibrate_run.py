@@ -1,7 +1,8 @@
 """Fit a run's temperature and decision threshold on VALIDATION predictions and store them as ``calibration.json``.
 
-The record lives at ``RUN/calibration.json`` beside ``RUN/checkpoints/``, so anything holding a checkpoint path
-finds it at ``Path(ckpt).parent.parent / "calibration.json"`` (eval, inference). Contract: ``p_fake =
+The record is written to ``RUN/calibration.json`` (with the SHA-256 of the checkpoint it was fitted for) and goes
+into the checkpoint's model bundle, through which eval and inference read it (``deepfake_lightning.bundle``).
+Contract: ``p_fake =
 sigmoid(logit / temperature)`` and an image is fake iff ``p_fake >= threshold``; the threshold is chosen on
 the temperature-scaled validation scores by ``threshold_rule`` (see ``thresholds.choose_threshold``).
 """
@@ -19,12 +20,12 @@ from deepfake_lightning.evaluation.calibration import (
     apply_temperature,
     calibration_summary,
     fit_temperature,
-    load_calibration,
     save_calibration,
 )
 from deepfake_lightning.evaluation.plots import plot_reliability
 from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.thresholds import choose_threshold
+from deepfake_lightning.utils.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,6 @@ DEFAULT_RULE = "0.5"
 def uncalibrated(threshold: float = 0.5) -> dict[str, Any]:
     """What applies when a run has no calibration: raw sigmoid scores and the configured fixed threshold."""
     return {"temperature": 1.0, "threshold": float(threshold), "threshold_rule": "fixed", "fitted_on": None}
-
-
-def calibration_path(ckpt_path: str | Path) -> Path:
-    """``RUN/checkpoints/x.ckpt`` -> ``RUN/calibration.json``."""
-    return Path(ckpt_path).resolve().parent.parent / CALIBRATION_FILE
 
 
 def fit_calibration(logits: Any, labels: Any, rule: str | float = DEFAULT_RULE) -> dict[str, Any]:
@@ -65,8 +61,9 @@ def calibrate(
     output_dir = Path(output_dir)
     preds = predict_logits(module, val_loader, device)
     record = fit_calibration(preds["logit"], preds["label"], rule)
-    if checkpoint is not None:
+    if checkpoint is not None:  # what the bundle reader checks a calibration against
         record["checkpoint"] = str(checkpoint)
+        record["checkpoint_sha256"] = sha256_file(checkpoint)
     save_calibration(output_dir / CALIBRATION_FILE, record["temperature"], record)
     plot_reliability(
         apply_temperature(preds["logit"], 1.0),
@@ -83,31 +80,6 @@ def calibrate(
         record["ece_before"],
         record["ece_after"],
     )
-    return record
-
-
-def find_calibration(
-    ckpt_path: str | Path, path: str | Path | None = "auto", default_threshold: float = 0.5
-) -> dict[str, Any]:
-    """The calibration to apply for a checkpoint: ``auto`` = the run's own file if present, else uncalibrated.
-
-    ``path`` may also name a ``calibration.json`` explicitly (must exist) or be None (T=1, ``default_threshold``).
-    """
-    if path is None:
-        return uncalibrated(default_threshold)
-    candidate = calibration_path(ckpt_path) if str(path) == "auto" else Path(path)
-    if not candidate.is_file():
-        if str(path) != "auto":
-            raise FileNotFoundError(f"calibration file {candidate} not found")
-        log.warning(
-            "no %s next to the checkpoint's run: using T=1 and threshold %s", candidate, default_threshold
-        )
-        return uncalibrated(default_threshold)
-    record = {**uncalibrated(default_threshold), **load_calibration(candidate)}
-    fitted_for = record.get("checkpoint")
-    if fitted_for and Path(fitted_for).name != Path(ckpt_path).name:
-        log.warning("%s was fitted for %s but is applied to %s", candidate, Path(fitted_for).name, ckpt_path)
-    record["source"] = str(candidate)
     return record
 
 

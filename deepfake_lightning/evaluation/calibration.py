@@ -98,13 +98,3 @@ def save_calibration(path: str | Path, temperature: float, extra: dict[str, Any]
     record = {**(extra or {}), "temperature": float(temperature)}
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return path
-
-
-def load_calibration(path: str | Path) -> dict[str, Any]:
-    """Read a calibration JSON and check that it carries a usable temperature."""
-    record = json.loads(Path(path).read_text())
-    temperature = record.get("temperature") if isinstance(record, dict) else None
-    if not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f"{path}: expected a JSON object with a positive 'temperature', got {record!r}")
-    record["temperature"] = float(temperature)
-    return record

@@ -8,7 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from deepfake_lightning.evaluation.calibrate_run import DEFAULT_RULE, calibrate, find_calibration
+from deepfake_lightning.bundle import checkpoint_bundle, load_bundle, test_metrics_summary, write_bundle
+from deepfake_lightning.evaluation.calibrate_run import DEFAULT_RULE, calibrate
 from deepfake_lightning.utils.device import resolve_device  # noqa: F401 (robustness imports it from here)
 
 log = logging.getLogger(__name__)
@@ -33,13 +34,35 @@ def apply_checkpoint_preprocessing(cfg: DictConfig, module: Any) -> None:
 def resolve_calibration(
     cfg: DictConfig, module: Any, datamodule: Any, output_dir: Any, device: Any
 ) -> dict[str, Any]:
-    """``calibration.refit``: fit on this data's validation split; else the checkpoint run's ``calibration.json``."""
+    """``calibration.refit``: fit on this data's validation split; else the checkpoint bundle's calibration
+    (``calibration.path``: auto | a calibration.json or bundle fitted for this checkpoint | null)."""
     settings = OmegaConf.select(cfg, "calibration", default=None) or {}
     if settings.get("refit", False):
         rule = settings.get("threshold_rule", DEFAULT_RULE)
-        record = calibrate(module, datamodule.val_dataloader(), output_dir, rule, device)
-        return {**record, "source": f"refit on the validation split of {datamodule.root}"}
-    return find_calibration(cfg.ckpt_path, settings.get("path", "auto"), module.hparams.get("threshold", 0.5))
+        record = calibrate(
+            module, datamodule.val_dataloader(), output_dir, rule, device, checkpoint=cfg.ckpt_path
+        )
+        return {
+            **record,
+            "source": str(Path(output_dir) / "calibration.json"),
+        }  # refit on this data's validation
+    return load_bundle(cfg.ckpt_path, settings.get("path", "auto")).calibration_record()
+
+
+def write_evaluation_bundle(
+    cfg: DictConfig, calibration: dict[str, Any], results: dict[str, Any], output_dir: Path
+) -> Path:
+    """`bundle.json`: the checkpoint with the calibration this run applied and the metrics it measured on
+    ``cfg.data_name``, keeping the training data its own bundle records."""
+    source = calibration.get("source")
+    bundle = checkpoint_bundle(
+        cfg.ckpt_path,
+        calibration,
+        source if calibration.get("fitted_on") and source else None,
+        load_bundle(cfg.ckpt_path, calibration=None, verify=False).training_data,
+        test_metrics_summary(results, str(cfg.data_name), cfg.ckpt_path),
+    )
+    return write_bundle(bundle, output_dir / "bundle.json")
 
 
 def start_evaluation(cfg: DictConfig) -> tuple[Any, Path]:

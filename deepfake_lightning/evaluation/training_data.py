@@ -4,8 +4,9 @@
 composes; scoring a checkpoint on the built-in synthetic set because nobody named its data would report numbers
 for the wrong images. So when the command line selects no data config (no ``data=NAME``), the checkpoint's own
 run config ``RUN/config.yaml`` (``RUN/checkpoints/best.ckpt``) provides ``data``; ``data.*`` overrides given on the
-command line (``data.batch_size=16``) still apply on top of it. Without that file the command refuses and asks for
-``data=...``: evaluating on another set is always explicit.
+command line (``data.batch_size=16``) still apply on top of it. The checkpoint's model bundle records that config
+(``training_data.config``); a checkpoint without one falls back to its run's ``RUN/config.yaml``. Without either
+the command refuses and asks for ``data=...``: evaluating on another set is always explicit.
 """
 
 from __future__ import annotations
@@ -55,6 +56,25 @@ def _choice(run_config: Path) -> str:
     return "training data"
 
 
+def _training_data(ckpt_path: str | Path) -> tuple[DictConfig, str, Path]:
+    """The data config a checkpoint was trained with: from its model bundle, else its run's config.yaml."""
+    from deepfake_lightning.bundle import load_bundle
+
+    bundle = load_bundle(ckpt_path, calibration=None, verify=False)
+    recorded = bundle.training_data or {}
+    if isinstance(recorded.get("config"), dict):
+        name = str(recorded.get("name") or "training data")
+        return OmegaConf.create(recorded["config"]), name, Path(str(bundle.manifest))
+    run_config = training_config_path(ckpt_path)
+    if run_config is None:
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: neither a model bundle recording its training data nor a training "
+            "config.yaml beside it (RUN/config.yaml for RUN/checkpoints/*.ckpt), so the data it was trained on "
+            "is unknown; name the data to evaluate on, e.g. data=folder data.root=/path/to/faces"
+        )
+    return OmegaConf.load(run_config).data, _choice(run_config), run_config
+
+
 def adopt_training_data(cfg: DictConfig) -> str:
     """Replace ``cfg.data`` by the checkpoint's training data config unless ``data=`` was given; returns the
     name of the data config used (also set as ``cfg.data_name``) and logs where it came from."""
@@ -63,18 +83,11 @@ def adopt_training_data(cfg: DictConfig) -> str:
         o.key_or_group == "data" or o.key_or_group.startswith("data/") for o in overrides
     )
     if explicit:
-        name = _explicit_name()
+        name = data_config_name()
         log.info("data: data=%s, as given (root %s)", name, OmegaConf.select(cfg, "data.root", default="?"))
         _set_name(cfg, name)
         return name
-    run_config = training_config_path(cfg.ckpt_path)
-    if run_config is None:
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path}: no training config.yaml found beside it (RUN/config.yaml for "
-            "RUN/checkpoints/*.ckpt), so the data it was trained on is unknown; name the data to evaluate on, "
-            "e.g. data=folder data.root=/path/to/faces"
-        )
-    data = OmegaConf.load(run_config).data
+    data, name, origin = _training_data(cfg.ckpt_path)
     for override in overrides or []:  # data.* overrides from the command line win over the training values
         key = override.key_or_group
         if not key.startswith("data."):
@@ -86,21 +99,21 @@ def adopt_training_data(cfg: DictConfig) -> str:
                 del node[leaf]
         else:
             OmegaConf.update(data, key.removeprefix("data."), OmegaConf.select(cfg, key), force_add=True)
-    name = _choice(run_config)
     with open_dict(cfg):
         cfg.data = data
     log.info(
-        "data: the checkpoint's training data (data=%s, root %s), from %s", name, data.get("root"), run_config
+        "data: the checkpoint's training data (data=%s, root %s), from %s", name, data.get("root"), origin
     )
     _set_name(cfg, name)
     return name
 
 
-def _explicit_name() -> str:
+def data_config_name(default: str = "data") -> str:
+    """The data config chosen for this Hydra job (``folder``, ``faces140k``...), else `default`."""
     try:
-        return str(HydraConfig.get().runtime.choices.get("data") or "data")
-    except ValueError:
-        return "data"
+        return str(HydraConfig.get().runtime.choices.get("data") or default)
+    except ValueError:  # not run by Hydra
+        return default
 
 
 def _set_name(cfg: DictConfig, name: str) -> None:

@@ -107,9 +107,9 @@ class OnnxBackend:
             else:
                 self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
         except Exception as err:  # InvalidProtobuf, InvalidGraph, NoSuchFile...
-            from deepfake_lightning.inference.metadata import ModelFileError
+            from deepfake_lightning.bundle import BundleError
 
-            raise ModelFileError(
+            raise BundleError(
                 f"{path}: ONNX Runtime cannot load it ({err.__class__.__name__}: {err})"
             ) from None
         self.outputs = [o.name for o in self.session.get_outputs()]

@@ -1,10 +1,11 @@
-"""`Detector`: one model (a `.ckpt` or an exported `.onnx` bundle) -> calibrated p_fake and a label.
+"""`Detector`: one model bundle (a `.ckpt`, an exported `.onnx`, or a bundle manifest) -> calibrated p_fake and a label.
 
     detector = Detector.load("logs/train/runs/X/checkpoints/best.ckpt")
     [pred] = detector.predict("photo.jpg")          # pred.p_fake, pred.label ("fake" | "real")
 
-Preprocessing is rebuilt from the model's own record with `build_eval_transform`, never re-implemented; the
-temperature and threshold come from the run's calibration record when it has one.
+Preprocessing is rebuilt from the model's bundle with `build_eval_transform`, never re-implemented; the
+temperature and threshold are the bundle's (fitted on validation when the run calibrated), read by
+`deepfake_lightning.bundle.load_bundle` like everywhere else.
 """
 
 from __future__ import annotations
@@ -18,23 +19,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from deepfake_lightning.bundle import BundleError, ModelBundle, load_bundle
 from deepfake_lightning.data.images import MAX_PIXELS
 from deepfake_lightning.data.transforms import build_eval_transform
 from deepfake_lightning.evaluation.calibration import apply_temperature
 from deepfake_lightning.inference.backends import BACKENDS, Backend, OnnxBackend, TorchBackend
 from deepfake_lightning.inference.faces import FaceCropper
 from deepfake_lightning.inference.inputs import DEFAULT_MIN_SIZE, as_list, as_rgb_array, check_min_size
-from deepfake_lightning.inference.metadata import (
-    ModelFileError,
-    ModelInfo,
-    apply_calibration,
-    info_from_metadata,
-    info_from_module,
-    read_metadata,
-    resolve_calibration,
-)
 
 FAKE, REAL = "fake", "real"
+DESCRIBED = (  # bundle fields an answer may show (the card has the rest); paths are cut to names by the service
+    "source", "manifest", "format", "sha256", "preprocessing", "temperature", "threshold", "threshold_rule",
+    "calibration_source", "checkpoint_threshold", "attention", "versions",
+)  # fmt: skip
 Inputs = torch.Tensor | Sequence[torch.Tensor]
 
 
@@ -145,22 +142,22 @@ class Detector(BaseDetector):
     def __init__(
         self,
         backend: Backend,
-        info: ModelInfo,
+        bundle: ModelBundle,
         face_crop: bool = False,
         min_size: int = DEFAULT_MIN_SIZE,
         max_pixels: int = MAX_PIXELS,
     ) -> None:
         self.backend = backend
-        self.info = info
-        self.threshold = info.threshold
+        self.bundle = bundle
+        self.threshold = bundle.threshold
         self.max_pixels = max_pixels
         self.face_crop = face_crop
-        self.transform = build_eval_transform(**info.preprocessing)
+        self.transform = build_eval_transform(**bundle.preprocessing)
         self.preparer = ImagePreparer([self.transform], min_size, FaceCropper() if face_crop else None)
 
     @property
     def temperature(self) -> float:
-        return self.info.temperature
+        return self.bundle.temperature
 
     @classmethod
     def load(
@@ -173,42 +170,52 @@ class Detector(BaseDetector):
         onnx_sessions: int = 1,
         **options: Any,
     ) -> Detector:
-        """`.ckpt` -> torch (or ONNX Runtime via an in-memory export); `.onnx` + `.onnx.json` -> ONNX Runtime.
+        """A `.ckpt` -> torch (or ONNX Runtime via an in-memory export); an `.onnx` -> ONNX Runtime; a bundle
+        manifest (`bundle.json`) -> whichever its weights are. `calibration` as in `load_bundle`.
 
         `onnx_sessions`: 1 = one ONNX Runtime session on every core (lowest single-image latency); 0 = one
         single-thread session per core, each scoring a slice of a batch (the faster path for batches on CPU).
         """
-        path = Path(path)
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: allowed {BACKENDS}")
-        if path.suffix == ".onnx":
-            if backend == "torch":
-                raise ModelFileError(f"{path}: an ONNX model runs with backend=onnx (or auto), not torch")
-            info = info_from_metadata(read_metadata(path), path)
-            if calibration != "auto":  # the export already carries the run's calibration
-                info = _recalibrate(info, resolve_calibration(path, calibration))
-            runtime: Backend = OnnxBackend(path, device, sessions=onnx_sessions)
-        elif path.suffix in (".pt", ".torchscript"):
-            raise ModelFileError(
+        if Path(path).suffix in (".pt", ".torchscript"):
+            raise BundleError(
                 f"{path}: TorchScript exports are for deployment elsewhere; load the .ckpt or an exported .onnx"
             )
-        else:
+        module = None
+        if Path(path).suffix == ".ckpt":  # a damaged, foreign or code-running file is named before its bundle
             from deepfake_lightning.checkpoints import load_detector_module
 
             module = load_detector_module(path)
-            info = info_from_module(module, path, calibration)
+        bundle = load_bundle(path, calibration)
+        weights = Path(bundle.source)
+        if bundle.format == "onnx":
+            if backend == "torch":
+                raise BundleError(f"{weights}: an ONNX model runs with backend=onnx (or auto), not torch")
+            runtime: Backend = OnnxBackend(weights, device, sessions=onnx_sessions)
+        elif bundle.format != "ckpt":
+            raise BundleError(
+                f"{weights}: a {bundle.format} export is for deployment elsewhere; load the .ckpt"
+            )
+        else:
+            if module is None:  # a bundle manifest naming a checkpoint
+                from deepfake_lightning.checkpoints import load_detector_module
+
+                module = load_detector_module(weights)
+            attention = getattr(module.net, "attention", None)
+            bundle.attention = bool(attention is not None and getattr(attention, "enabled", False))
             runtime = (
                 _onnx_from_module(module, device, onnx_sessions)
                 if backend == "onnx"
                 else TorchBackend(module.net, device)
             )
         if threshold is not None:
-            info.threshold = float(threshold)
-        return cls(runtime, info, **options)
+            bundle.threshold = float(threshold)
+        return cls(runtime, bundle, **options)
 
     def score(self, inputs: Inputs, attention: bool = False) -> BatchScores:
         logits, amap = self.backend(_first(inputs))
-        p_fake = np.asarray(apply_temperature(logits, self.info.temperature), dtype=np.float64)
+        p_fake = np.asarray(apply_temperature(logits, self.bundle.temperature), dtype=np.float64)
         maps = amap[:, 0] if (attention and amap is not None) else None
         return BatchScores(p_fake, maps)
 
@@ -218,18 +225,8 @@ class Detector(BaseDetector):
             "backend": self.backend.name,
             "face_crop": self.face_crop,
             "min_size": self.preparer.min_size,
-            **self.info.to_dict(),
+            **{k: v for k, v in self.bundle.to_dict().items() if k in DESCRIBED},
         }
-
-
-def _recalibrate(info: ModelInfo, path: Path | None) -> ModelInfo:
-    """An explicit calibration file replaces the exported one; none restores T=1 and the checkpoint threshold."""
-    if path is not None:
-        return apply_calibration(info, path)
-    info.temperature = 1.0
-    info.threshold = float(info.extra.get("checkpoint_threshold", info.threshold))
-    info.threshold_rule = info.calibration_source = None
-    return info
 
 
 def _onnx_from_module(module: Any, device: str, sessions: int = 1) -> OnnxBackend:

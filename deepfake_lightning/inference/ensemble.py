@@ -42,7 +42,7 @@ class EnsembleDetector(BaseDetector):
         transforms = []
         self.input_of: list[int] = []  # member i reads prepared tensor input_of[i]
         for member in self.members:
-            key = repr(sorted(member.info.preprocessing.items()))
+            key = repr(sorted(member.bundle.preprocessing.items()))
             if key not in keys:
                 keys.append(key)
                 transforms.append(member.transform)

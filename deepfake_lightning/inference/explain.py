@@ -53,7 +53,7 @@ def overlay(crop: np.ndarray, heat: np.ndarray, relative: bool = False) -> np.nd
 def normalize_of(detector: BaseDetector) -> Mapping[str, Any] | None:
     """The normalisation of the first preprocessing (an ensemble's first member's)."""
     member = detector if isinstance(detector, Detector) else getattr(detector, "members", [None])[0]
-    return member.info.preprocessing.get("normalize") if isinstance(member, Detector) else None
+    return member.bundle.preprocessing.get("normalize") if isinstance(member, Detector) else None
 
 
 def can_gradcam(detector: BaseDetector) -> bool:

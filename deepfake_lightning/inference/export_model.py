@@ -1,7 +1,8 @@
-"""Export a checkpoint to ONNX or TorchScript, with `MODEL.json` metadata beside it.
+"""Export a checkpoint to ONNX or TorchScript, with its model bundle `MODEL.json` beside it.
 
 The exported graph returns raw logits (and the attention map when the model has one); temperature and
-threshold stay in the metadata so a re-calibration never needs a re-export. The batch axis is dynamic.
+threshold stay in the bundle (copied from the checkpoint's, with its training data and test metrics), so a
+re-calibration never needs a re-export. The batch axis is dynamic.
 The legacy TorchScript-based ONNX exporter is used because the dynamo exporter needs onnxscript.
 """
 
@@ -17,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from deepfake_lightning.bundle import load_bundle, write_bundle
 from deepfake_lightning.checkpoints import load_detector_module
 from deepfake_lightning.inference.backends import INPUT_NAME, OUTPUT_NAMES
-from deepfake_lightning.inference.metadata import info_from_module, sha256_file, write_metadata
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def export_model(
     calibration_images: list[Path] | None = None,
     eval_samples: list[tuple[str, int]] | None = None,
 ) -> Path:
-    """Write the model to `output` and `output.json`; returns the model path.
+    """Write the model to `output` and its bundle to `output.json`; returns the model path.
 
     `quantize="int8"` (ONNX only) quantizes with ONNX Runtime: static QDQ when `calibration_images` are given,
     dynamic otherwise; with labelled `eval_samples` the AUROC of both models goes into the metadata.
@@ -109,16 +110,13 @@ def export_model(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     module = load_detector_module(ckpt_path)
-    info = info_from_module(module, ckpt_path, calibration)
-    image_size = int(info.preprocessing["image_size"])
+    bundle = load_bundle(ckpt_path, calibration)
+    image_size = int(bundle.preprocessing["image_size"])
     fields: dict[str, Any] = {
-        "format": fmt,
-        "source_checkpoint": str(ckpt_path),
-        "source_checkpoint_sha256": sha256_file(ckpt_path),
-        "checkpoint_threshold": float(module.hparams["threshold"]),  # what calibration=none falls back to
+        "source_checkpoint": Path(ckpt_path).name,
+        "source_checkpoint_sha256": bundle.sha256,  # a calibration fitted for the checkpoint fits its exports
         "input": {"name": INPUT_NAME, "shape": ["batch", 3, image_size, image_size], "dtype": "float32"},
         "outputs": output_names(module.net),
-        "torch_version": torch.__version__,
     }
     if fmt == "torchscript":
         export_torchscript(module.net, output, image_size)
@@ -131,12 +129,15 @@ def export_model(
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_onnx(module.net, Path(tmp) / "fp32.onnx", image_size, opset)
             int8 = quantize_int8(
-                fp32, Path(tmp) / "int8.onnx", info.preprocessing, calibration_images, eval_samples
+                fp32, Path(tmp) / "int8.onnx", bundle.preprocessing, calibration_images, eval_samples
             )
             shutil.copyfile(int8.path, output)
         fields.update(opset=opset, quantization=int8.summary)
-    fields["parity_max_abs_diff_p_fake"] = parity(module.net, output, fmt, image_size, info.temperature)
-    write_metadata(output, info, fields)
+    fields["parity_max_abs_diff_p_fake"] = parity(module.net, output, fmt, image_size, bundle.temperature)
+    bundle.source, bundle.format, bundle.extra = str(output), fmt, fields
+    bundle.attention = ExportNet(module.net).with_attention
+    bundle.versions = {}  # this export's own (write_bundle fills them)
+    write_bundle(bundle)
     log.info(
         "exported %s -> %s (+ %s.json); max |p_fake - PyTorch| = %.2e on random inputs",
         ckpt_path,

@@ -3,8 +3,9 @@
 Why a cache: exporting and calibrating takes ~10-30 s on a CPU, scoring 2 000 images at int8 speed a few
 seconds. The cache key is the checkpoint's SHA-256, the calibration images (path, size, mtime) and the
 quantization recipe, so a retrained checkpoint or another calibration set never reuses a stale model.
-Temperature and threshold are not in the key: they are read from the checkpoint's run on every load, as
-for the checkpoint itself, so a re-calibration needs no re-quantization.
+Temperature and threshold are not in the key: they are read from the checkpoint's model bundle on every load
+(the bundle reader accepts them because they were fitted for the checkpoint the int8 model was exported
+from), so a re-calibration needs no re-quantization.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from deepfake_lightning.bundle import manifest_path
 from deepfake_lightning.inference.inputs import expand_inputs
-from deepfake_lightning.inference.metadata import metadata_path, resolve_calibration, sha256_file
 from deepfake_lightning.inference.quantize import sample_subset
 from deepfake_lightning.utils.config_validation import ConfigError
+from deepfake_lightning.utils.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 RECIPE = "static_qdq_per_channel_minmax_v1"  # what export_model(quantize="int8") does with calibration images
@@ -72,7 +74,7 @@ def int8_model(ckpt_path: str | Path, cache_dir: str | Path, images: Sequence[Pa
 
     name = f"{Path(ckpt_path).stem}-{cache_key(ckpt_path, images)}.int8.onnx"
     target = Path(cache_dir) / name
-    if target.is_file() and metadata_path(target).is_file():
+    if target.is_file() and manifest_path(target).is_file():
         log.info("int8 model from the cache: %s", target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -86,19 +88,21 @@ def int8_model(ckpt_path: str | Path, cache_dir: str | Path, images: Sequence[Pa
             calibration_images=list(images),
         )
         # metadata first: a reader that finds the model finds its metadata too (same directory: atomic)
-        os.replace(metadata_path(model), metadata_path(target))
+        os.replace(manifest_path(model), manifest_path(target))
         os.replace(model, target)
     return target
 
 
 def int8_config(cfg: DictConfig, inputs: Sequence[Path]) -> DictConfig:
-    """A copy of `cfg` that runs the cached int8 model with the checkpoint's own calibration record."""
+    """A copy of `cfg` that runs the cached int8 model with the checkpoint's own calibration."""
     ckpt = str(cfg.ckpt_path)
     model = int8_model(ckpt, str(cfg.int8_cache_dir), calibration_images(cfg, inputs))
-    record = resolve_calibration(ckpt, OmegaConf.select(cfg, "calibration", default="auto"))
+    calibration = OmegaConf.select(cfg, "calibration", default="auto")
+    if str(calibration) == "auto":  # the checkpoint's own bundle, else uncalibrated like the checkpoint
+        calibration = manifest_path(ckpt) if manifest_path(ckpt).is_file() else None
     out = cfg.copy()
     with open_dict(out):
         out.ckpt_path = str(model)
         out.backend = "onnx"
-        out.calibration = str(record) if record is not None else "none"
+        out.calibration = str(calibration) if calibration is not None else "none"
     return out

@@ -1,102 +1,59 @@
-"""The model card the service and its page show: read from the model's own records, never typed anywhere.
+"""The model card the service and its page show: read from the model's bundle, never typed anywhere.
 
-Sources, in order: keys the model file itself carries (`training_data`, `test_metrics` in an export's JSON or a
-model bundle), then the records of the training run a checkpoint lives in (`RUN/checkpoints/X.ckpt` ->
-`RUN/test_results.json`, `RUN/config.yaml`), the same run folder whose `calibration.json` inference already
-reads. Test metrics are shown only when they were measured on this very checkpoint file. Paths are reduced to
-file and folder names: the card is public.
+Everything comes from the bundle `load_bundle` read for the detector: the training data summary and the test
+metrics with CIs that train or eval recorded for these very weights (an export carries its checkpoint's, and
+says so). Paths are reduced to file and folder names, and the resolved data config is left out: the card is
+public.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 from typing import Any
 
-from deepfake_lightning.evaluation.metrics import METRIC_NAMES
+from deepfake_lightning.bundle import ModelBundle, package_version
 from deepfake_lightning.inference.detector import BaseDetector, Detector
-from deepfake_lightning.inference.metadata import package_version
 
-log = logging.getLogger(__name__)
-COUNT_KEYS = ("n", "n_real", "n_fake", "ci_level", "n_bootstrap", "threshold")
+PUBLIC_DATA_KEYS = ("name", "dataset", "datamodule", "group_by", "images_per_split")
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        if path.exists():
-            log.warning("model card: cannot read %s (%s)", path, err)
+def _test_metrics(bundle: ModelBundle) -> dict[str, Any] | None:
+    metrics = bundle.test_metrics
+    if not metrics:
         return None
-    return record if isinstance(record, dict) else None
-
-
-def _run_dir(source: str) -> Path | None:
-    path = Path(source)
-    return path.parent.parent if path.suffix == ".ckpt" and path.parent.name == "checkpoints" else None
-
-
-def _test_metrics(record: dict[str, Any] | None, checkpoint: str) -> dict[str, Any] | None:
-    if record is None:
-        return None
-    tested = record.get("checkpoint")
-    if tested and Path(str(tested)).name != Path(checkpoint).name:
-        return {"note": f"the run's test metrics are for {Path(str(tested)).name}, not this file"}
-    metrics = {k: record[k] for k in METRIC_NAMES if isinstance(record.get(k), dict)}
-    return {**metrics, **{k: record[k] for k in COUNT_KEYS if k in record}} if metrics else None
-
-
-def _training_data(run: Path, results: dict[str, Any] | None) -> dict[str, Any] | None:
-    data: dict[str, Any] = {}
-    try:
-        from omegaconf import OmegaConf
-
-        cfg = OmegaConf.load(run / "config.yaml") if (run / "config.yaml").is_file() else None
-    except Exception as err:  # a hand-edited config: the card goes without it
-        log.warning("model card: cannot read %s (%s)", run / "config.yaml", err)
-        cfg = None
-    if cfg is not None and "data" in cfg:
-        node = cfg.data
-        target = str(node.get("_target_", ""))
-        data["datamodule"] = target.rsplit(".", 1)[-1] or None
-        root = node.get("root") or node.get("data_dir")
-        data["dataset"] = Path(str(root)).name if root else None
-        data["group_by"] = node.get("group_by")
-    if results is not None and isinstance(results.get("data"), dict):
-        data["images_per_split"] = results["data"]
-    return {k: v for k, v in data.items() if v is not None} or None
+    tested = metrics.get("checkpoint")
+    if tested and tested != Path(bundle.source).name:
+        return {
+            **metrics,
+            "measured_on": f"{tested}, the checkpoint this {bundle.format} model was exported from",
+        }
+    return dict(metrics)
 
 
 def _single_card(detector: Detector) -> dict[str, Any]:
-    info = detector.info
-    extra = info.extra
-    card: dict[str, Any] = {
+    bundle = detector.bundle
+    data = bundle.training_data or {}
+    return {
         "kind": "single",
-        "model": Path(info.source).name,
+        "model": Path(bundle.source).name,
+        "bundle": Path(bundle.manifest).name if bundle.manifest else None,
         "backend": detector.backend.name,
-        "image_size": info.preprocessing.get("image_size"),
-        "preprocessing": info.preprocessing,
-        "attention_map": info.attention,
+        "image_size": bundle.preprocessing.get("image_size"),
+        "preprocessing": bundle.preprocessing,
+        "attention_map": bundle.attention,
         "calibration": {
-            "temperature": info.temperature,
-            "threshold": info.threshold,
-            "threshold_rule": info.threshold_rule,
-            "fitted_from": Path(info.calibration_source).name if info.calibration_source else None,
+            "temperature": bundle.temperature,
+            "threshold": bundle.threshold,
+            "threshold_rule": bundle.threshold_rule,
+            "fitted_from": Path(bundle.calibration_source).name if bundle.calibration_source else None,
         },
         "version": {
-            "package": extra.get("package_version") or package_version(),
-            "model_sha256": extra.get("sha256"),
+            "package": bundle.versions.get("deepfake_lightning") or package_version(),
+            "model_sha256": bundle.sha256,
         },
-        "training_data": extra.get("training_data"),
-        "test_metrics": extra.get("test_metrics"),
+        "training_data": {k: data[k] for k in PUBLIC_DATA_KEYS if data.get(k) is not None} or None,
+        "test_metrics": _test_metrics(bundle),
     }
-    run = _run_dir(info.source)
-    if run is not None and (card["training_data"] is None or card["test_metrics"] is None):
-        results = _read_json(run / "test_results.json")
-        card["training_data"] = card["training_data"] or _training_data(run, results)
-        card["test_metrics"] = card["test_metrics"] or _test_metrics(results, info.source)
-    return card
 
 
 def model_card(detector: BaseDetector) -> dict[str, Any]:

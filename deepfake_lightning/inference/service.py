@@ -29,12 +29,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
+from deepfake_lightning.bundle import package_version
 from deepfake_lightning.data.images import BadImageError
 from deepfake_lightning.inference import explain as explaining
 from deepfake_lightning.inference.batching import DynamicBatcher
 from deepfake_lightning.inference.detector import BaseDetector, label_of, stack_inputs
 from deepfake_lightning.inference.inputs import ImageTooLargeError, decode_image_bytes
-from deepfake_lightning.inference.metadata import package_version
 from deepfake_lightning.inference.model_card import model_card
 from deepfake_lightning.inference.request_limits import RequestLimitsMiddleware
 from deepfake_lightning.inference.settings import ServiceSettings
@@ -50,7 +50,7 @@ from deepfake_lightning.inference.video_source import (
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 1 << 16
-PATH_KEYS = ("source", "calibration_source")
+PATH_KEYS = ("source", "calibration_source", "manifest")
 WEB = resources.files("deepfake_lightning.inference") / "web"
 Prepared = tuple[tuple[torch.Tensor, ...], str | None]
 

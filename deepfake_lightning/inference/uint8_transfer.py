@@ -29,7 +29,7 @@ def column_preprocessings(detector: BaseDetector) -> list[dict[str, Any]]:
     members = getattr(detector, "members", None) or [detector]
     found: dict[str, dict[str, Any]] = {}
     for member in members:
-        found.setdefault(repr(sorted(member.info.preprocessing.items())), dict(member.info.preprocessing))
+        found.setdefault(repr(sorted(member.bundle.preprocessing.items())), dict(member.bundle.preprocessing))
     return list(found.values())
 
 

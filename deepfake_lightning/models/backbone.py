@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from torch import nn
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from deepfake_lightning.models.feature_backbone import FeatureBackbone
+from deepfake_lightning.utils.hashing import sha256_file
 
 FEATURE_CHANNELS = 1280
 
@@ -19,18 +19,10 @@ class WeightsError(RuntimeError):
     """Pretrained weights were asked for but cannot be used; the message says how to fix it."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_sha256(path: Path, sha256: str | None) -> None:
     """Refuse a weights file whose SHA-256 differs from `model.backbone.sha256` (no check when it is null)."""
     if sha256 is not None:
-        actual = sha256_of(path)
+        actual = sha256_file(path)
         if actual.lower() != sha256.lower():
             raise WeightsError(f"{path}: SHA-256 is {actual}, expected model.backbone.sha256={sha256}")
 

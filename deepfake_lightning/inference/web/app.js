@@ -84,23 +84,23 @@ function renderSingleCard(parent, card) {
   const data = document.createElement("dl");
   const d = card.training_data;
   if (d) {
-    addRow(data, "dataset", d.dataset);
+    addRow(data, "dataset", d.name && d.name !== d.dataset ? `${d.dataset} (data=${d.name})` : d.dataset);
     addRow(data, "data module", d.datamodule);
     addRow(data, "split groups", d.group_by);
     for (const [split, counts] of Object.entries(d.images_per_split || {})) {
       addRow(data, split, Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", "));
     }
   } else {
-    addRow(data, "records", "none found beside this model file");
+    addRow(data, "records", "none in this model's bundle");
   }
   parent.append(data);
 
   heading(parent, "Test metrics");
   const m = card.test_metrics;
-  if (!m || m.note) {
+  if (!m) {
     const p = document.createElement("p");
     p.className = "muted";
-    p.textContent = (m && m.note) || "No test metrics recorded for this model file.";
+    p.textContent = "No test metrics recorded in this model's bundle.";
     parent.append(p);
     return;
   }
@@ -123,7 +123,9 @@ function renderSingleCard(parent, card) {
   parent.append(table);
   const n = document.createElement("p");
   n.className = "muted";
-  n.textContent = `${m.n} test images (${m.n_real} real, ${m.n_fake} fake), threshold ${fmt(m.threshold, 3)}`;
+  const on = m.data ? ` of ${m.data}` : "";
+  n.textContent = `${m.n} test images${on} (${m.n_real} real, ${m.n_fake} fake), threshold ${fmt(m.threshold, 3)}`;
+  if (m.measured_on) n.textContent += `; measured on ${m.measured_on}`;
   parent.append(n);
 }
 
