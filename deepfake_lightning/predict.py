@@ -22,13 +22,14 @@ from deepfake_lightning.inference.batch_predict import (
     auto_decode,
     loader_sizes,
     predict_files,
+    write_scored_rows,
 )
 from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.distributed_predict import predict_distributed
 from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
 from deepfake_lightning.inference.inputs import InputNotFoundError, expand_inputs
 from deepfake_lightning.inference.int8_cache import int8_config, validate_quantize
-from deepfake_lightning.inference.row_writer import RowWriter, check_output_path
+from deepfake_lightning.inference.row_writer import check_output_path
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
@@ -83,11 +84,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         decode_in = auto_decode(detector) if cfg.decode_in == "auto" else cfg.decode_in
         batch_size, workers = loader_sizes(detector, cfg.batch_size, cfg.num_workers, decode_in)
         log.info("batch_size=%d, num_workers=%d (%s)", batch_size, workers, decode_in)
-        counts = {"fake": 0, "real": 0, "error": 0}
-        with RowWriter(cfg.output, columns) as out:
-            for row in predict_files(detector, paths, batch_size, workers, cfg.progress, decode_in):
-                out.write(row)
-                counts[row["label"] or "error"] += 1
+        rows = predict_files(detector, paths, batch_size, workers, cfg.progress, decode_in)
+        counts = write_scored_rows(cfg.output, columns, rows)
     seconds = time.perf_counter() - start
     rate = len(paths) / seconds if seconds > 0 else float("inf")
     log.info("%d files in %.2f s (%.1f images/s): %s -> %s", len(paths), seconds, rate, counts, cfg.output)

@@ -1,4 +1,7 @@
-"""Score many image files; every file yields exactly one row, errors included.
+"""Score many unlabelled image files with a deployed detector; every file yields one row, errors included.
+
+The `predict` command's loop, single process and per rank of the distributed job (`distributed_predict.py`).
+Labelled evaluation logits of a checkpoint over its datamodule are `evaluation/predict.py`'s.
 
 Decoding and cropping run in workers, the model in the calling thread: while the model scores one batch, the
 workers prepare the next ones, so end to end runs at the model's rate whenever decoding keeps up. Workers are
@@ -25,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_in
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, label_of
+from deepfake_lightning.inference.row_writer import RowWriter
 from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
 
 COLUMNS = ("path", "p_fake", "label", "error")
@@ -162,6 +166,18 @@ def score_batch(
         label = label_of(score, detector.threshold)
         rows.append(row | {"p_fake": score, "label": label, "error": "", "face": item["face"]})
     return rows
+
+
+def write_scored_rows(
+    output: str | Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]
+) -> dict[str, int]:
+    """Stream scored rows into `output` (CSV or JSON); how many were fake, real and errors."""
+    counts = {"fake": 0, "real": 0, "error": 0}
+    with RowWriter(output, columns) as out:
+        for row in rows:
+            out.write(row)
+            counts[row["label"] or "error"] += 1
+    return counts
 
 
 @contextmanager

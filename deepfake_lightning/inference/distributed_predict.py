@@ -24,9 +24,13 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
-from deepfake_lightning.inference.batch_predict import file_loader, loader_sizes, score_batch
+from deepfake_lightning.inference.batch_predict import (
+    file_loader,
+    loader_sizes,
+    score_batch,
+    write_scored_rows,
+)
 from deepfake_lightning.inference.detector import BaseDetector
-from deepfake_lightning.inference.row_writer import RowWriter
 from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
 
 log = logging.getLogger(__name__)
@@ -146,12 +150,8 @@ def merge_shard_files(
     files: Sequence[Path], output: Path, columns: Sequence[str], expected: int
 ) -> dict[str, int]:
     """Write the merged rows to `output` (CSV or JSON); counts per label. Raises if a file is missing."""
-    counts = {"fake": 0, "real": 0, "error": 0}
-    with RowWriter(output, columns) as out:
-        for row in merge_rows([_rows(f) for f in files]):
-            out.write(row)
-            counts[row["label"] or "error"] += 1
-        written = out.count
+    counts = write_scored_rows(output, columns, merge_rows([_rows(f) for f in files]))
+    written = sum(counts.values())
     if written != expected:
         raise RuntimeError(
             f"{output}: merged {written} rows from {len(files)} shard(s), expected {expected}; "
