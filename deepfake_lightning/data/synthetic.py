@@ -96,8 +96,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _meta(arguments: Mapping[str, Any]) -> dict[str, object]:
-    """What the meta file records for `generate_synthetic_dataset(**arguments)`: every parameter that shapes the
-    images, defaults filled in (`out_dir` and `workers` do not)."""
+    """What the meta file records for `generate_synthetic_dataset(**arguments)`: every parameter that shapes
+    the images, defaults filled in (`out_dir` and `workers` do not)."""
     bound = inspect.signature(generate_synthetic_dataset).bind(**arguments)
     bound.apply_defaults()
     meta = {k: v for k, v in bound.arguments.items() if k not in ("out_dir", "workers")}
@@ -115,8 +115,8 @@ def _is_complete(out: Path, meta: Mapping[str, object]) -> bool:
 
 
 def is_generated(out_dir: str | Path, **parameters: Any) -> bool:
-    """True when ``out_dir`` holds a complete set that `generate_synthetic_dataset(out_dir, **parameters)` would
-    reuse (its meta file is written last)."""
+    """True when ``out_dir`` holds a complete set that `generate_synthetic_dataset(out_dir, **parameters)`
+    would reuse (its meta file is written last)."""
     return _is_complete(Path(out_dir), _meta({"out_dir": out_dir, **parameters}))
 
 

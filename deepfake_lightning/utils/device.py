@@ -1,4 +1,4 @@
-"""The one reading of a `device=` setting (auto | cpu | cuda | cuda:N) used by eval, robustness, bench and predict."""
+"""The one reading of a `device=` setting (auto | cpu | cuda | cuda:N): eval, robustness, bench, predict."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 
 
 def resolve_device(name: str | None = "auto", check_available: bool = True) -> torch.device:
-    """``auto`` (or None) -> the first CUDA device if there is one, else the CPU; any other name as torch reads it.
+    """``auto`` (or None) -> the first CUDA device if there is one, else the CPU; others as torch reads them.
 
     A name torch cannot read, or (with ``check_available``) a CUDA device this machine does not have, raises a
     ValueError that names the setting and the fix, before any model or data is loaded. ONNX Runtime passes
