@@ -92,7 +92,7 @@ def test_channel_gate_is_the_published_default() -> None:
     )
     assert [tuple(p.shape) for p in spatial.attention.parameters()][2:] == [(1, 256, 1, 1), (1,)]
     with pytest.raises(
-        ValueError, match=r"model.attention.kind='gate': allowed \('channel_gate', 'spatial', 'softmax'\)"
+        ValueError, match=r"^model.attention.kind='gate': expected channel_gate, spatial or softmax$"
     ):
         SpatialAttention(8, kind="gate")
 

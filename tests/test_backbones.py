@@ -51,7 +51,10 @@ def test_family_forward_channels_and_freezing(name: str, channels: int, tensors:
 
 
 def test_freeze_count_above_the_timm_tensor_count_is_refused() -> None:
-    with pytest.raises(ValueError, match=rf"freeze_first_n=139: allowed 0..138 \(timm:{TINY_TIMM}\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"freeze_first_n=139: expected an integer in 0..138 \(parameter tensors of the timm {TINY_TIMM}",
+    ):
         build_backbone({"name": f"timm:{TINY_TIMM}", "freeze_first_n": 139})
 
 

@@ -49,7 +49,10 @@ def test_freeze_first_n_freezes_exactly_n_tensors_in_order() -> None:
 
 
 def test_freeze_count_above_tensor_count_is_refused() -> None:
-    with pytest.raises(ValueError, match="freeze_first_n=999: allowed 0..156"):
+    with pytest.raises(
+        ValueError,
+        match=r"freeze_first_n=999: expected an integer in 0..156 \(parameter tensors of MobileNetV2",
+    ):
         MobileNetV2Backbone(freeze_first_n=999)
     assert count_backbone_tensors() == 156
 

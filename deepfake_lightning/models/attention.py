@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ATTENTION_KINDS = ("channel_gate", "spatial", "softmax")
+from deepfake_lightning.utils.config_schema import AttentionSettings
 
 
 class SpatialAttention(nn.Module):
@@ -31,8 +31,7 @@ class SpatialAttention(nn.Module):
         self, channels: int = 1280, hidden: int = 256, enabled: bool = True, kind: str = "channel_gate"
     ) -> None:
         super().__init__()
-        if kind not in ATTENTION_KINDS:
-            raise ValueError(f"model.attention.kind={kind!r}: allowed {ATTENTION_KINDS}")
+        AttentionSettings.check({"hidden": hidden, "enabled": enabled, "kind": kind})
         self.enabled = enabled
         self.kind = kind
         self.gate = (

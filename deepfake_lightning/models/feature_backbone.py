@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepfake_lightning.utils.config_schema import check_freeze_first_n
+
 
 class FeatureBackbone(nn.Module):
     """Wraps `features` (images -> Bx`out_channels`xhxw) and freezes its first `freeze_first_n` parameter tensors.
@@ -20,10 +22,7 @@ class FeatureBackbone(nn.Module):
         super().__init__()
         self.features = features
         self.out_channels = int(out_channels)
-        n_tensors = len(list(features.parameters()))
-        if not 0 <= freeze_first_n <= n_tensors:
-            label = f" ({name})" if name else ""
-            raise ValueError(f"model.backbone.freeze_first_n={freeze_first_n}: allowed 0..{n_tensors}{label}")
+        check_freeze_first_n(freeze_first_n, len(list(features.parameters())), name)
         self.freeze_first_n = freeze_first_n
         for index, param in enumerate(features.parameters()):
             param.requires_grad_(index >= freeze_first_n)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from deepfake_lightning.utils.config_schema import HeadSettings
+
 
 class MLPHead(nn.Module):
     """Dropout(d0) -> Linear -> BN -> ReLU -> Dropout(d1) -> ... -> Linear(1).
@@ -22,12 +24,8 @@ class MLPHead(nn.Module):
         dropout: Sequence[float] = (0.5, 0.35, 0.25),
     ) -> None:
         super().__init__()
+        HeadSettings.check({"hidden": hidden, "dropout": dropout})
         hidden, dropout = list(hidden), [float(p) for p in dropout]
-        if len(dropout) != len(hidden) + 1:
-            raise ValueError(
-                f"model.head.dropout has {len(dropout)} values; expected {len(hidden) + 1} (one per Linear layer "
-                f"for model.head.hidden={hidden})"
-            )
         layers: list[nn.Module] = []
         width = in_features
         for out, p in zip(hidden, dropout[:-1], strict=True):

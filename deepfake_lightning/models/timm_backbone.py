@@ -16,7 +16,6 @@ log = logging.getLogger(__name__)
 TIMM_PRETRAINED = (
     "pretrained"  # model.backbone.weights value asking for timm's own weights (hub or its cache)
 )
-LIST_MODELS_HINT = "list them with: python -c \"import timm; print(timm.list_models('resnet*'))\""
 
 
 def _create(model_name: str, **kwargs: object) -> nn.Module:
@@ -24,8 +23,10 @@ def _create(model_name: str, **kwargs: object) -> nn.Module:
     import timm
 
     if not timm.is_model(model_name):
+        pattern = model_name.split(".")[0][:6]  # resnet_does_not_exist -> resnet*
         raise ValueError(
-            f"model.backbone.name='timm:{model_name}': timm has no such model; {LIST_MODELS_HINT}"
+            f"model.backbone.name='timm:{model_name}': timm has no such model; list them with: "
+            f"python -c \"import timm; print(timm.list_models('{pattern}*'))\""
         )
     try:
         return timm.create_model(model_name, features_only=True, out_indices=(-1,), **kwargs)

@@ -16,10 +16,10 @@ from torchmetrics import MeanMetric
 from deepfake_lightning.models import build_detector, model_size
 from deepfake_lightning.modules.losses import BinaryLoss
 from deepfake_lightning.modules.stage_metrics import logged_name, stage_confusion, stage_metrics
+from deepfake_lightning.utils.config_schema import ModelSettings
 
 log = logging.getLogger(__name__)
 STAGES = ("train", "val", "test")
-NONFINITE_LOSS = ("stop", "skip")
 OK, SKIP, STOP = 0, 1, 2  # status of a training step, ordered so that the worst over DDP ranks wins
 DEFAULT_PREPROCESSING = {
     "image_size": 224,
@@ -41,7 +41,12 @@ def _plain(value: Any) -> Any:
 
 
 class DetectorModule(L.LightningModule):
-    """All constructor arguments are plain dicts, so checkpoints load with `weights_only=True` and no arguments."""
+    """All constructor arguments are plain dicts, so checkpoints load with `weights_only=True` and no arguments.
+
+    They are checked against `ModelSettings`, the schema the start-up check applies to `model.*`.
+    """
+
+    config_schema = ModelSettings
 
     def __init__(
         self,
@@ -56,8 +61,19 @@ class DetectorModule(L.LightningModule):
         nonfinite_loss: str = "stop",
     ) -> None:
         super().__init__()
-        if nonfinite_loss not in NONFINITE_LOSS:
-            raise ValueError(f"model.nonfinite_loss={nonfinite_loss!r}: allowed {NONFINITE_LOSS}")
+        ModelSettings.check(
+            {
+                "backbone": backbone,
+                "attention": attention,
+                "head": head,
+                "loss": loss,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "threshold": threshold,
+                "preprocessing": preprocessing,
+                "nonfinite_loss": nonfinite_loss,
+            }
+        )
         config = {
             "backbone": _plain(backbone) or {},
             "attention": _plain(attention) or {},

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
-LOSSES = ("focal", "bce")
+from deepfake_lightning.utils.config_schema import LossSettings
 
 
 class BinaryLoss(torch.nn.Module):
@@ -14,8 +14,7 @@ class BinaryLoss(torch.nn.Module):
 
     def __init__(self, name: str = "focal", alpha: float = 0.5, gamma: float = 2.0) -> None:
         super().__init__()
-        if name not in LOSSES:
-            raise ValueError(f"model.loss.name={name!r}: allowed {LOSSES}")
+        LossSettings.check({"name": name, "alpha": alpha, "gamma": gamma})
         self.name, self.alpha, self.gamma = name, alpha, gamma
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
