@@ -11,8 +11,7 @@ from torch.utils.data import Dataset, default_collate
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.data.index import Sample
-
-ON_BAD_IMAGE = ("skip", "raise")
+from deepfake_lightning.utils.config_schema import DataSettings
 
 
 class ImageDataset(Dataset):
@@ -25,8 +24,8 @@ class ImageDataset(Dataset):
         on_bad_image: str = "skip",
         decoder: str = "auto",
     ) -> None:
-        if on_bad_image not in ON_BAD_IMAGE:
-            raise ValueError(f"data.on_bad_image={on_bad_image!r}: allowed {ON_BAD_IMAGE}")
+        DataSettings.check_value("on_bad_image", on_bad_image)
+        DataSettings.check_value("decoder", decoder)
         self.samples = list(samples)
         self.transform = transform
         self.on_bad_image = on_bad_image

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from deepfake_lightning.utils.config_schema import DataSettings
+
 try:  # libjpeg-turbo through a thin binding: ~2-3x faster than PIL's decode + EXIF handling (docs/benchmarks.md)
     import simplejpeg
 except ImportError:  # pragma: no cover - optional at import time, required by `decoder="simplejpeg"`
@@ -14,8 +16,7 @@ except ImportError:  # pragma: no cover - optional at import time, required by `
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 MAX_PIXELS = 50_000_000  # refuse decompression bombs well before they exhaust memory
-# auto: simplejpeg for plain YCbCr/grey JPEGs without EXIF (pixel-identical to PIL), PIL for everything else
-DECODERS = ("auto", "pil", "simplejpeg")
+# decoder: auto = simplejpeg for plain YCbCr/grey JPEGs without EXIF (pixel-identical to PIL), PIL otherwise
 _FAST_COLOURSPACES = ("YCbCr", "Gray")
 
 
@@ -74,8 +75,7 @@ def _load_pil(path: str | Path, max_pixels: int) -> np.ndarray:
 
 def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS, decoder: str = "auto") -> np.ndarray:
     """Read `path` fully and return an HxWx3 uint8 array; every decoder gives the same pixels."""
-    if decoder not in DECODERS:
-        raise ValueError(f"data.decoder={decoder!r}: allowed {DECODERS}")
+    DataSettings.check_value("decoder", decoder)
     if decoder == "simplejpeg" and simplejpeg is None:
         raise ValueError("data.decoder=simplejpeg needs the simplejpeg package (pip install simplejpeg)")
     try:

@@ -124,10 +124,9 @@ def index_faces140k(root: str | Path) -> Index:
 
 
 def _check_ratios(ratios: Sequence[float]) -> None:
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
-        raise DatasetLayoutError(
-            f"data.split_ratios={list(ratios)}: expected 3 non-negative values summing to 1"
-        )
+    from deepfake_lightning.utils.config_schema import DataSettings
+
+    DataSettings.check_value("split_ratios", ratios)
 
 
 def stratified_split(samples: Sequence[Sample], ratios: Sequence[float], seed: int) -> Index:

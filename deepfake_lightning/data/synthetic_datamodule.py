@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lightning.data.datamodule import DeepfakeDataModule
+from deepfake_lightning.utils.config_schema import SyntheticDataSettings
 
 log = logging.getLogger(__name__)
 # ranks other than local rank 0 wait this long for the set (the full 256-px set takes ~40 min on two cores)
@@ -26,6 +27,8 @@ def _local_rank() -> int:
 class SyntheticDataModule(DeepfakeDataModule):
     """Writes the procedural real/fake set (see `deepfake_lightning.data.synthetic`) in `prepare_data`."""
 
+    config_schema = SyntheticDataSettings
+
     def __init__(
         self,
         out_dir: str,
@@ -38,6 +41,18 @@ class SyntheticDataModule(DeepfakeDataModule):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("layout", "faces140k")
+        SyntheticDataSettings.check(
+            {
+                "out_dir": out_dir,
+                "n_train": n_train,
+                "n_valid": n_valid,
+                "n_test": n_test,
+                "generated_size": generated_size,
+                "seed": seed,
+                "generator_workers": generator_workers,
+                **kwargs,
+            }
+        )
         super().__init__(root=str(Path(out_dir) / "real_vs_fake" / "real-vs-fake"), **kwargs)
         self.out_dir = out_dir
         self.generator_args = {

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
+from deepfake_lightning.utils.config_schema import DataSettings
+
 PREPROCESS_MODES = ("resize", "center_crop")
 
 
@@ -135,6 +137,7 @@ def build_train_transform(
 
     `skip_groups` are left to the device (`augment_on=device`), which then also normalises (`normalize=None`).
     """
+    DataSettings.check_value("augment", augment)  # unknown groups and keys, probabilities, ranges
     steps = _reencode(reencode_jpeg_quality)
     if augment.get("random_crop", False):
         steps += [
@@ -143,11 +146,6 @@ def build_train_transform(
         ]
     else:
         steps += _to_size(image_size, preprocess)
-    unknown = set(augment) - set(AUGMENTATION_GROUPS) - {"random_crop"}
-    if unknown:
-        raise ValueError(
-            f"data.augment has unknown group(s) {sorted(unknown)}; allowed {sorted(AUGMENTATION_GROUPS)}"
-        )
     for name, factory in AUGMENTATION_GROUPS.items():
         group = augment.get(name)
         if group and group.get("enabled", False) and name not in skip_groups:
