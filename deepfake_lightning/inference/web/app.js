@@ -63,6 +63,11 @@ function heading(parent, text) {
   parent.append(h);
 }
 
+function inOrder(record, first) {
+  const keys = Object.keys(record);
+  return first.filter((k) => keys.includes(k)).concat(keys.filter((k) => !first.includes(k)));
+}
+
 function renderSingleCard(parent, card) {
   const list = document.createElement("dl");
   addRow(list, "model", `${card.model} (${card.backend})`);
@@ -87,8 +92,10 @@ function renderSingleCard(parent, card) {
     addRow(data, "dataset", d.name && d.name !== d.dataset ? `${d.dataset} (data=${d.name})` : d.dataset);
     addRow(data, "data module", d.datamodule);
     addRow(data, "split groups", d.group_by);
-    for (const [split, counts] of Object.entries(d.images_per_split || {})) {
-      addRow(data, split, Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", "));
+    const splits = d.images_per_split || {};  // the bundle's JSON keys are sorted: show them in reading order
+    for (const split of inOrder(splits, ["train", "valid", "test"])) {
+      const counts = splits[split];
+      addRow(data, split, inOrder(counts, ["real", "fake"]).map((k) => `${counts[k]} ${k}`).join(", "));
     }
   } else {
     addRow(data, "records", "none in this model's bundle");
