@@ -117,26 +117,34 @@ def _lines(text: str, needle: str) -> int:
     return sum(needle in line for line in text.splitlines())
 
 
-def test_ddp_skipped_steps_and_epochs_without_updates_do_not_hang(tmp_path: Path) -> None:
-    """Rank 1 gets only unreadable batches in epoch 0 (no update at all) and in every validation; rank 0 gets a
-    NaN loss at the first step of epoch 1 (nonfinite_loss=skip). Every rank must skip those steps together."""
+def _train_with_rank_faults(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """Two gloo ranks training on a tiny folder; `overrides` set what `tests.ddp_faults.RankFaults` breaks."""
     root = make_folder_tree(tmp_path / "faces", per_class=10, size=40)
-    proc = run_train(
+    return run_train(
         *TINY_TRAINER,
         "data=folder",
         f"data.root={root}",
         "data.image_size=40",
         "trainer=ddp_cpu",
-        "trainer.max_epochs=2",
-        "trainer.limit_val_batches=null",
-        "~callbacks.early_stopping",
         "calibration.enabled=false",
         "test=false",
-        "model.nonfinite_loss=skip",
         "+callbacks.faults._target_=tests.ddp_faults.RankFaults",
+        *overrides,
         f"paths.log_dir={tmp_path / 'logs'}",
         f"hydra.run.dir={tmp_path / 'run'}",
         timeout=HANG_TIMEOUT_S,
+    )
+
+
+def test_ddp_skipped_steps_and_epochs_without_updates_do_not_hang(tmp_path: Path) -> None:
+    """Rank 1 gets only unreadable batches in epoch 0 (no update at all) and in every validation; rank 0 gets a
+    NaN loss at the first step of epoch 1 (nonfinite_loss=skip). Every rank must skip those steps together."""
+    proc = _train_with_rank_faults(
+        tmp_path,
+        "trainer.max_epochs=2",
+        "trainer.limit_val_batches=null",
+        "~callbacks.early_stopping",
+        "model.nonfinite_loss=skip",
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
     run = tmp_path / "run"
@@ -154,22 +162,11 @@ def test_ddp_skipped_steps_and_epochs_without_updates_do_not_hang(tmp_path: Path
 def test_ddp_nonfinite_loss_stop_stops_every_rank_with_the_reason(tmp_path: Path) -> None:
     """A NaN loss on rank 1 with nonfinite_loss=stop: rank 1 names its files, rank 0 says why it stops too; no
     rank is left waiting in the gradient all-reduce of a peer that is gone."""
-    root = make_folder_tree(tmp_path / "faces", per_class=10, size=40)
-    proc = run_train(
-        *TINY_TRAINER,
-        "data=folder",
-        f"data.root={root}",
-        "data.image_size=40",
-        "trainer=ddp_cpu",
-        "calibration.enabled=false",
-        "test=false",
-        "+callbacks.faults._target_=tests.ddp_faults.RankFaults",
+    proc = _train_with_rank_faults(
+        tmp_path,
         "+callbacks.faults.empty_rank=-1",
         "+callbacks.faults.nan_rank=1",
         "+callbacks.faults.nan_epoch=0",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        timeout=HANG_TIMEOUT_S,
     )
     assert proc.returncode != 0
     assert "training loss is nan at global step 0 (epoch 0); batch of 4 image(s)" in proc.stdout, proc.stdout[
