@@ -18,7 +18,6 @@ from deepfake_lightning.data.epoch_sampler import EpochSampler, epoch_sampler
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.data.index import (
     SPLITS,
-    DatasetLayoutError,
     Index,
     describe,
     index_faces140k,
@@ -28,11 +27,10 @@ from deepfake_lightning.data.leakage import GroupLeak, Leak, report_group_leakag
 from deepfake_lightning.data.split_checks import require_trainable, warn_single_class_splits
 from deepfake_lightning.data.split_manifest import write_split_manifest
 from deepfake_lightning.data.transforms import build_eval_transform, build_train_transform
+from deepfake_lightning.utils.config_schema import DataSettings
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("faces140k", "folder")
-AUGMENT_ON = ("cpu", "device")
 IMAGENET_NORMALIZE = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
 
@@ -41,7 +39,12 @@ def _plain(value: Any) -> Any:
 
 
 class DeepfakeDataModule(L.LightningDataModule):
-    """Indexes the data root once (no per-epoch re-listing) and serves train/val/test loaders."""
+    """Indexes the data root once (no per-epoch re-listing) and serves train/val/test loaders.
+
+    The arguments are checked against `DataSettings`, the schema the start-up check applies to `data.*`.
+    """
+
+    config_schema: type[DataSettings] = DataSettings
 
     def __init__(
         self,
@@ -71,18 +74,11 @@ class DeepfakeDataModule(L.LightningDataModule):
         max_per_class: int | None = None,
     ) -> None:
         arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
+        DataSettings.check(arguments)
         super().__init__()
-        if layout not in LAYOUTS:
-            raise ValueError(f"data.layout={layout!r}: allowed {LAYOUTS}")
-        if augment_on not in AUGMENT_ON:
-            raise ValueError(f"data.augment_on={augment_on!r}: allowed {AUGMENT_ON}")
-        folder_only = {"labels_csv": labels_csv, "group_by": group_by, "max_per_class": max_per_class}
-        for key, value in folder_only.items():
-            if value is not None and layout != "folder":
-                raise DatasetLayoutError(f"data.{key}={value!r}: applies to data=folder only, not {layout}")
         for name, value in arguments.items():  # each argument is the attribute of its name
             setattr(self, name, value)
-        # ... these four tidied
+        # these four normalized:
         self.root = str(root)
         self.augment = _plain(augment) or {}
         self.normalize = _plain(normalize) or IMAGENET_NORMALIZE
