@@ -8,6 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from deepfake_lightning.inference.backends import TorchBackend
+from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServiceSettings
@@ -29,6 +31,18 @@ def settings_from_config(cfg: DictConfig) -> ServiceSettings:
         raise ConfigError(str(err)) from None
 
 
+def torch_per_core(detector: BaseDetector, replicas: Any) -> int:
+    """`torch_replicas`: each PyTorch model of `detector` scores a batch as slices, one thread each (0 = one
+    per core, 1 = one model on every core). Returns how many models it changed."""
+    changed = 0
+    for member in getattr(detector, "members", [detector]):
+        backend = getattr(member, "backend", None)
+        if isinstance(backend, TorchBackend):
+            backend.per_core(replicas)
+            changed += 1
+    return changed
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -43,9 +57,14 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
     if not isinstance(cfg.port, int) or not 0 <= cfg.port <= 65535:
         raise ConfigError(f"port={cfg.port!r}: expected an integer in 0..65535")
     settings = settings_from_config(cfg)
+    replicas = cfg.get("torch_replicas", 0)
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise ConfigError(f"torch_replicas={replicas!r}: expected an integer >= 0")
     if not _is_loopback(str(cfg.host)) and settings.api_key is None:
         log.warning("listening on %s without an API key: anyone who can reach it can use it", cfg.host)
     detector = detector_from_config(cfg)
+    if settings.max_batch_size > 1:  # the serial service keeps one model on every core (single-image latency)
+        torch_per_core(detector, replicas)
     app = create_app(detector, settings)
     log.info(
         "serving %s on http://%s:%s (docs at /docs)",

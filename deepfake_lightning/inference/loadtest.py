@@ -14,7 +14,8 @@ With `ckpt_path`, the same run also measures, one after the other on the same mo
 `serial` (today's default server with `max_batch_size=1`: the previous service, one request at a time through
 one lock, default backend; off with `compare=false`), `run` (the server with dynamic batching, `max_batch_size`,
 `batch_wait_ms` and `backend`), and
-`model_only` (the same backend scoring prepared batches of `max_batch_size` in this process, no HTTP, while no
+`model_only` (the same backend, `onnx_sessions` and `torch_replicas` scoring prepared batches of `max_batch_size`
+in this process, no HTTP, while no
 server runs; measured before and after the servers, and `comparison` uses the mean). `comparison` puts them
 side by side: batched / serial requests per second, and the images per second the batched server scored as a
 fraction of the model-only rate. The load average is recorded with them.
@@ -63,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_wait_ms": 5.0,
     "backend": "auto",  # the batched server's backend (auto | torch | onnx), also the model-only rate's
     "onnx_sessions": 0,  # with backend=onnx: the batched server's and the model-only rate's sessions
+    "torch_replicas": 0,  # with torch: the batched server's and the model-only rate's per-core copies (serve.yaml)
     "client": "raw",  # raw: prebuilt requests, ~no client CPU (raw_client.py); httpx: for https:// servers
     "compare": True,  # with ckpt_path: also run the serial server (max_batch_size=1) first
     "model_only_seconds": 10.0,  # with ckpt_path: how long the model-only rate is measured (0: not measured)
@@ -276,14 +278,17 @@ def model_only_throughput(
     payloads: Sequence[Payload],
     seconds: float,
     onnx_sessions: int = 0,
+    torch_replicas: int = 1,
 ) -> dict[str, Any]:
     """Images/s of `Detector.score` on prepared batches of `batch_size` (the valid payloads, cycled), no HTTP."""
     import torch
 
     from deepfake_lightning.inference import Detector
     from deepfake_lightning.inference.detector import stack_inputs
+    from deepfake_lightning.serve import torch_per_core
 
     detector = Detector.load(ckpt_path, backend=backend, onnx_sessions=onnx_sessions)
+    torch_per_core(detector, torch_replicas)  # as the batched server does
     images = [p for p in payloads if p.valid]
     prepared = [detector.prepare(images[i % len(images)].data, "x")[0] for i in range(batch_size)]
     batch = stack_inputs(prepared)
@@ -298,6 +303,7 @@ def model_only_throughput(
         "backend": detector.backend.name,
         "batch_size": batch_size,
         "threads": torch.get_num_threads(),
+        "torch_replicas": len(getattr(detector.backend, "replicas", [])) or None,
         "calls": calls,
         "images_per_s": round(calls * batch_size / elapsed, 1),
     }
@@ -364,6 +370,7 @@ def run_load_test(**overrides: Any) -> dict[str, Any]:
         payloads,
         float(options["model_only_seconds"]),
         int(options["onnx_sessions"]),
+        int(options["torch_replicas"]) if int(options["max_batch_size"]) > 1 else 1,  # as serve does
     )
     if measure_model:  # before and after the servers: on a shared machine the load drifts during a run
         summary["model_only_before"] = model_only_throughput(*model_args)
@@ -373,6 +380,7 @@ def run_load_test(**overrides: Any) -> dict[str, Any]:
         *common,
         f"backend={options['backend']}",
         f"onnx_sessions={int(options['onnx_sessions'])}",
+        f"torch_replicas={int(options['torch_replicas'])}",
         f"max_batch_size={int(options['max_batch_size'])}",
         f"batch_wait_ms={float(options['batch_wait_ms'])}",
     ]
