@@ -2,7 +2,8 @@
 real server: a real face from ../shared is scored and the page shows the API's own p_fake; a corrupt file, a
 too-large file and a video; the model card comes from the model's records.
 
-Set WEB_PAGE_SCREENSHOT=docs/img/web_page.png to refresh the screenshot in docs/inference.md.
+Set WEB_PAGE_SCREENSHOT=FILE to save the page as this test sees it (its tiny model); the screenshot in
+docs/inference.md is a trained run's (docs/img/web_page_screenshot.py).
 """
 
 from __future__ import annotations
