@@ -159,11 +159,8 @@ def apply_calibration(bundle: ModelBundle, record: dict[str, Any] | None, source
     """Temperature and (when present) threshold from `record`; None restores T=1 and the configured threshold."""
     if record is None:
         bundle.temperature, bundle.threshold = 1.0, bundle.checkpoint_threshold
-        bundle.threshold_rule, bundle.calibration_source, bundle.calibration = (
-            "fixed",
-            None,
-            dict(UNCALIBRATED),
-        )
+        bundle.threshold_rule, bundle.calibration_source = "fixed", None
+        bundle.calibration = dict(UNCALIBRATED)
         return bundle
     bundle.temperature = float(record["temperature"])
     if record.get("threshold") is not None:
