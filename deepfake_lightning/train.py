@@ -99,7 +99,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def _write_bundle(
     cfg: DictConfig, best: str, calibration: dict[str, Any], counts: Any, test: dict[str, Any] | None
-) -> Any:
+) -> Path:
     """A trained checkpoint gets `best.ckpt.json` beside it; a given one (``train=false``) is described in
     this run's `bundle.json`, keeping the training data its own bundle records."""
     output_dir = Path(cfg.paths.output_dir)

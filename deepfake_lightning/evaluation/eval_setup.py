@@ -42,10 +42,7 @@ def resolve_calibration(
         record = calibrate(
             module, datamodule.val_dataloader(), output_dir, rule, device, checkpoint=cfg.ckpt_path
         )
-        return {
-            **record,
-            "source": str(Path(output_dir) / "calibration.json"),
-        }  # refit on this data's validation
+        return {**record, "source": str(Path(output_dir) / "calibration.json")}  # the refit's own record
     return load_bundle(cfg.ckpt_path, settings.get("path", "auto")).calibration_record()
 
 
