@@ -30,9 +30,12 @@ def test_matrix_rows_columns_cells_and_files(tmp_path: Path) -> None:
 
     main(["out=" + str(tmp_path / "out"), f"ffhq (ImageNet)={a}", f"dfdc (ImageNet)={b}"])
     table = (tmp_path / "out" / "matrix.md").read_text()
-    assert "| ffhq (ImageNet) | 0.980 [0.960, 1.000] | 0.610 [0.590, 0.630] | – |" in table
+    assert (
+        "| ffhq (ImageNet) | **0.980 [0.960, 1.000]** | 0.610 [0.590, 0.630] | – | 0.610 | 0.610 |" in table
+    )
     assert "primary" not in table
     assert (tmp_path / "out" / "matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "out" / "unseen.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "out" / "matrix.json").read_text())["rows"] == [
         "ffhq (ImageNet)",
         "dfdc (ImageNet)",
@@ -42,3 +45,19 @@ def test_matrix_rows_columns_cells_and_files(tmp_path: Path) -> None:
 def test_missing_eval_dir_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nowhere/cross_dataset.json: not found"):
         build_matrix({"x": tmp_path / "nowhere"})
+
+
+def test_unseen_sets_come_from_the_row_name(tmp_path: Path) -> None:
+    """A row trained on two sets is judged on the third only; a self-blend row on its reals' set counts it seen."""
+    cells = {"ffhq": 0.62, "dfdc": 0.81, "lfw": 0.93}
+    rows = {
+        "multi: dfdc+lfw": _eval_dir(tmp_path / "m", cells),
+        "ffhq reals (self-blend)": _eval_dir(tmp_path / "s", cells),
+        "all: ffhq+dfdc+lfw": _eval_dir(tmp_path / "a", cells),
+    }
+    matrix = build_matrix(rows)
+    assert matrix["trained_on"]["multi: dfdc+lfw"] == ["dfdc", "lfw"]
+    assert matrix["unseen"]["multi: dfdc+lfw"] == {"sets": ["ffhq"], "mean": 0.62, "min": 0.62}
+    sbi = matrix["unseen"]["ffhq reals (self-blend)"]
+    assert sbi["sets"] == ["dfdc", "lfw"] and sbi["mean"] == pytest.approx(0.87) and sbi["min"] == 0.81
+    assert matrix["unseen"]["all: ffhq+dfdc+lfw"]["mean"] is None

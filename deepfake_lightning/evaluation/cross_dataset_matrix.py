@@ -5,7 +5,13 @@
 Each EVAL_DIR is a `python -m deepfake_lightning.eval` run with `extra_eval_sets` (its `cross_dataset.json`);
 ROW names the model (e.g. `ffhq_stylegan (ImageNet)`). Columns are the extra sets' names, in first-seen order;
 the eval's own primary row (named in the file's `primary`) is left out, so name every test set as an extra set. Writes
-`matrix.json`, `matrix.md` and `matrix.png` into DIR.
+`matrix.json`, `matrix.md`, `matrix.png` and `unseen.png` into DIR.
+
+Name each row with the sets it trained on (`ffhq_stylegan (DINOv2-S ln_tune)`, `multi: dfdc_faces+lfw_faceswap`,
+`ffhq_stylegan reals (self-blend)`): a column whose name appears in the row name counts as seen by that row, and
+the others as never seen. Why from the name: the name is what a reader of the table checks, so a row whose name
+hides a training set would be wrong twice. Per row, `unseen` holds the mean and the minimum AUROC over the sets
+it never trained on: the question "does it catch a kind of fake it never saw?".
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lightning.evaluation.markdown import fmt_ci, markdown_table
-from deepfake_lightning.evaluation.plots import plot_auroc_matrix
+from deepfake_lightning.evaluation.plots import plot_auroc_matrix, plot_unseen_means
 
 PRIMARY_SUFFIX = " (primary)"
 
@@ -54,16 +60,41 @@ def build_matrix(rows: Mapping[str, str | Path]) -> dict[str, Any]:
         "rows": list(rows),
         "columns": columns,
         "auroc": cells,
+        "trained_on": {row: [col for col in columns if col in row] for row in rows},
+        "unseen": {
+            row: unseen_summary(row, columns, row_cells) for row, row_cells in zip(rows, cells, strict=True)
+        },
         "sources": {k: str(v) for k, v in rows.items()},
     }
 
 
+def unseen_summary(
+    row: str, columns: Sequence[str], cells: Sequence[Mapping[str, Any] | None]
+) -> dict[str, Any]:
+    """Mean and minimum AUROC over the columns the row never trained on (None where it saw every set)."""
+    values = {
+        col: cell["value"]
+        for col, cell in zip(columns, cells, strict=True)
+        if cell is not None and col not in row
+    }
+    if not values:
+        return {"sets": [], "mean": None, "min": None}
+    return {"sets": list(values), "mean": sum(values.values()) / len(values), "min": min(values.values())}
+
+
 def matrix_markdown(matrix: Mapping[str, Any]) -> str:
-    header = ["trained on \\ tested on", *matrix["columns"]]
-    body = [
-        [row, *("–" if cell is None else fmt_ci(cell, 3) for cell in cells)]
-        for row, cells in zip(matrix["rows"], matrix["auroc"], strict=True)
-    ]
+    """The table, seen cells in bold, with the mean and minimum over the sets each row never trained on."""
+    header = ["trained on \\ tested on", *matrix["columns"], "mean unseen", "min unseen"]
+    body = []
+    for row, cells in zip(matrix["rows"], matrix["auroc"], strict=True):
+        shown = [
+            "–" if cell is None else (f"**{fmt_ci(cell, 3)}**" if col in row else fmt_ci(cell, 3))
+            for col, cell in zip(matrix["columns"], cells, strict=True)
+        ]
+        unseen = matrix["unseen"][row]
+        body.append(
+            [row, *shown, *("–" if unseen[k] is None else f"{unseen[k]:.3f}" for k in ("mean", "min"))]
+        )
     return markdown_table(header, body)
 
 
@@ -72,10 +103,12 @@ def write_matrix(matrix: Mapping[str, Any], out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "matrix.json").write_text(json.dumps(matrix, indent=2))
     note = (
-        "Test AUROC with 95% stratified bootstrap CIs; every cell scores the column set's own test split.\n"
+        "Test AUROC with 95% stratified bootstrap CIs; every cell scores the column set's own test split. Bold: "
+        "a set the row trained on (named in the row); mean/min unseen: over the other sets.\n"
     )
     (out / "matrix.md").write_text("# Cross-dataset AUROC\n\n" + matrix_markdown(matrix) + "\n" + note)
     plot_auroc_matrix(matrix["rows"], matrix["columns"], matrix["auroc"], out / "matrix.png")
+    plot_unseen_means(matrix["unseen"], out / "unseen.png")
     return out / "matrix.md"
 
 

@@ -366,3 +366,24 @@ def plot_auroc_matrix(
             ax.text(j, i, text, ha="center", va="center", fontsize=8)
     ax.set_title("Cross-dataset AUROC (95% bootstrap CI)")
     return _save(fig, path)
+
+
+def plot_unseen_means(unseen: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
+    """One bar per model: mean test AUROC over the sets it never trained on, the minimum as a dot, chance at 0.5."""
+    rows = [(name, u) for name, u in unseen.items() if u.get("mean") is not None]
+    fig = _new_figure(7.5, 0.45 * len(rows) + 1.8)
+    if not rows:
+        return _nothing_to_plot(fig, "no row has a set it never trained on", path)
+    ax = fig.add_subplot()
+    y = np.arange(len(rows))
+    means = [float(u["mean"]) for _, u in rows]
+    bars = ax.barh(y, means, color=["tab:green" if m >= 0.75 else "tab:grey" for m in means])
+    ax.plot([float(u["min"]) for _, u in rows], y, "k|", ms=12, label="minimum over unseen sets")
+    ax.bar_label(bars, labels=[f"{m:.3f}" for m in means], padding=3, fontsize=8)
+    ax.axvline(0.5, color="tab:red", ls="--", lw=1, label="chance")
+    ax.set_yticks(y, labels=[name for name, _ in rows])
+    ax.invert_yaxis()
+    ax.set(xlim=(0.3, 1.05), xlabel="test AUROC on sets never trained on (mean; | = minimum)")
+    ax.set_title("Does it catch a kind of fake it never saw?")
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
