@@ -30,7 +30,8 @@ from deepfake_lightning.utils.task import run_task
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    module, output_dir = start_evaluation(cfg)
+    model, output_dir = start_evaluation(cfg)
+    module = model.module
     datamodule = instantiate(cfg.data)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[SkippedImagesCallback(str(output_dir))])
     device = trainer.strategy.root_device
@@ -39,13 +40,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     gather_test_outputs(module)  # every rank (a DDP collective): after it, every test image once
     if not trainer.is_global_zero:  # DDP ranks > 0: rank 0 writes every file, once
         return {"status": "ok", "global_rank": trainer.global_rank}
-    calibration = resolve_calibration(cfg, module, datamodule, output_dir, device)
+    calibration = resolve_calibration(cfg, model, datamodule, output_dir, device)
     temperature, threshold = calibration["temperature"], calibration["threshold"]
     extra = {"checkpoint": str(cfg.ckpt_path), "model": module.size(), "data": datamodule.counts()}
     datamodule.write_split_manifest(output_dir / "splits.csv")
     extra["calibration"] = calibration
     results = write_test_outputs(module, output_dir, extra, temperature, threshold)
-    write_evaluation_bundle(cfg, calibration, results, output_dir)
+    write_evaluation_bundle(cfg, model, calibration, results, output_dir)
 
     n_bootstrap = int(cfg.get("n_bootstrap", 1000))
     extra_sets = cfg.get("extra_eval_sets") or {}

@@ -12,7 +12,6 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from deepfake_lightning.bundle import load_bundle
 from deepfake_lightning.evaluation.eval_setup import resolve_device, start_evaluation
 from deepfake_lightning.evaluation.robustness import evaluate_robustness, write_robustness
 from deepfake_lightning.utils.hydra_main import hydra_main
@@ -20,12 +19,11 @@ from deepfake_lightning.utils.task import run_task
 
 
 def robustness(cfg: DictConfig) -> dict[str, Any]:
-    module, output_dir = start_evaluation(cfg)
+    model, output_dir = start_evaluation(cfg)  # with the calibration of calibration.path (auto: its bundle's)
     datamodule = instantiate(cfg.data)
-    calibration_file = OmegaConf.select(cfg, "calibration.path", default="auto")
-    calibration = load_bundle(cfg.ckpt_path, calibration_file).calibration_record()
+    calibration = model.calibration_record()
     rows = evaluate_robustness(
-        module,
+        model.module,
         datamodule,
         OmegaConf.to_container(cfg.corruptions, resolve=True),
         calibration["temperature"],

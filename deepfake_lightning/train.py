@@ -12,15 +12,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.bundle import (
-    checkpoint_bundle,
-    load_bundle,
-    test_metrics_summary,
+    CALIBRATION_FILE,
+    LoadedModel,
+    check_resumable,
+    find_last_checkpoint,
+    open_model,
+    summarize_test_metrics,
     training_data_summary,
-    write_bundle,
+    write_model_bundle,
 )
-from deepfake_lightning.checkpoints import check_resumable, find_last_checkpoint
 from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
-from deepfake_lightning.evaluation.calibrate_run import CALIBRATION_FILE, calibrate_checkpoint, uncalibrated
+from deepfake_lightning.evaluation.calibrate_run import calibrate_model, uncalibrated
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
 from deepfake_lightning.evaluation.training_data import data_config_name
 from deepfake_lightning.utils.config_validation import ConfigError, validate_config
@@ -79,10 +81,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
     if not cfg.get("train"):  # train=false test=true: the given checkpoint's weights, never fresh ones
         best = ckpt_path
+    trained = open_model(best, calibration=None) if best and trainer.is_global_zero else None
     calibration = uncalibrated(model.hparams.threshold)
-    if best and trainer.is_global_zero and OmegaConf.select(cfg, "calibration.enabled", default=False):
+    if trained is not None and OmegaConf.select(cfg, "calibration.enabled", default=False):
         rule = cfg.calibration.threshold_rule
-        calibration = calibrate_checkpoint(best, datamodule, output_dir, rule, trainer.strategy.root_device)
+        calibration = calibrate_model(trained, datamodule, output_dir, rule, trainer.strategy.root_device)
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
         gather_test_outputs(trainer.lightning_module)  # every rank: a collective under DDP
@@ -90,33 +93,36 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             extra = {"checkpoint": best, **info, "calibration": calibration}
             scaling = calibration["temperature"], calibration["threshold"]
             results["test"] = write_test_outputs(trainer.lightning_module, output_dir, extra, *scaling)
-    if best and trainer.is_global_zero:
-        results["bundle"] = str(_write_bundle(cfg, best, calibration, info["data"], results.get("test")))
+    if trained is not None:
+        results["bundle"] = str(_write_bundle(cfg, trained, calibration, info["data"], results.get("test")))
     if is_rank_zero():
         (output_dir / "run_summary.json").write_text(json.dumps(results, indent=2, default=str))
     return results
 
 
 def _write_bundle(
-    cfg: DictConfig, best: str, calibration: dict[str, Any], counts: Any, test: dict[str, Any] | None
+    cfg: DictConfig,
+    trained: LoadedModel,
+    calibration: dict[str, Any],
+    counts: Any,
+    test: dict[str, Any] | None,
 ) -> Path:
     """A trained checkpoint gets `best.ckpt.json` beside it; a given one (``train=false``) is described in
     this run's `bundle.json`, keeping the training data its own bundle records."""
     output_dir = Path(cfg.paths.output_dir)
     name = data_config_name()
+    training = None  # train=false: the given checkpoint's own record
     if cfg.get("train"):
         training = training_data_summary(OmegaConf.to_container(cfg.data, resolve=True), name, counts)
-    else:
-        training = load_bundle(best, calibration=None).training_data
     fitted = calibration.get("fitted_on") is not None
-    bundle = checkpoint_bundle(
-        best,
-        calibration,
-        output_dir / CALIBRATION_FILE if fitted else None,
-        training,
-        test_metrics_summary(test, name, best) if test else None,
+    return write_model_bundle(
+        trained,
+        None if cfg.get("train") else output_dir / "bundle.json",
+        calibration=calibration,
+        calibration_file=output_dir / CALIBRATION_FILE if fitted else None,
+        training_data=training,
+        test_metrics=summarize_test_metrics(test, name, trained.path) if test else None,
     )
-    return write_bundle(bundle, None if cfg.get("train") else output_dir / "bundle.json")
 
 
 @hydra_main("train")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepfake_lightning.bundle import read_calibration
+from deepfake_lightning.bundle import read_calibration, write_calibration
 from deepfake_lightning.evaluation.calibration import (
     T_MAX,
     T_MIN,
@@ -17,7 +17,6 @@ from deepfake_lightning.evaluation.calibration import (
     binary_nll,
     calibration_summary,
     fit_temperature,
-    save_calibration,
 )
 from deepfake_lightning.evaluation.metrics import expected_calibration_error
 
@@ -97,17 +96,17 @@ def test_summary_save_load_round_trip(tmp_path) -> None:
         "ece_after",
     }
     assert summary["nll_after"] <= summary["nll_before"] and summary["n"] == 4000
-    path = save_calibration(tmp_path / "out" / "calibration.json", t, summary)
+    path = write_calibration(tmp_path / "out", summary)
     loaded = read_calibration(path)
     assert loaded == summary
     assert json.loads(path.read_text())["temperature"] == t
 
 
 def test_load_rejects_missing_temperature(tmp_path) -> None:
-    bad = tmp_path / "calibration.json"
+    bad = tmp_path / "calibration.json"  # what write_calibration(tmp_path, ...) writes
     bad.write_text(json.dumps({"fitted_on": "val"}))
     with pytest.raises(ValueError, match="temperature"):
         read_calibration(bad)
     with pytest.raises(ValueError, match="> 0"):
-        save_calibration(bad, -1.0)
-    assert math.isfinite(read_calibration(save_calibration(bad, 1.0))["temperature"])
+        write_calibration(tmp_path, {"temperature": -1.0})
+    assert math.isfinite(read_calibration(write_calibration(tmp_path, {"temperature": 1.0}))["temperature"])

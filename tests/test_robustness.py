@@ -11,7 +11,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from deepfake_lightning.checkpoints import load_detector_module
+from deepfake_lightning.bundle import open_model
 from deepfake_lightning.eval import evaluate
 from deepfake_lightning.evaluation.calibration import apply_temperature
 from deepfake_lightning.evaluation.corruptions import CORRUPTIONS, CorruptedTransform, corrupt
@@ -97,7 +97,7 @@ def test_robustness_command_writes_the_grid(tiny_run: tuple[Path, Path, Path]) -
     )
     # "clean" is the plain test split: same scores as predicting the data module's own test loader
     datamodule = instantiate(cfg.data)
-    plain = predict_logits(load_detector_module(cfg.ckpt_path), datamodule.test_dataloader())
+    plain = predict_logits(open_model(cfg.ckpt_path).module, datamodule.test_dataloader())
     p_plain = apply_temperature(plain["logit"], calibration["temperature"])
     expected = compute_metrics(p_plain, plain["label"], threshold=payload["threshold"], n_bootstrap=0)
     assert rows[0]["n"] == expected["n"] == 4

@@ -1,7 +1,7 @@
-"""Fit a run's temperature and decision threshold on VALIDATION predictions and store them as ``calibration.json``.
+"""Fit a run's temperature and decision threshold on VALIDATION predictions and store them in the run folder.
 
-The record is written to ``RUN/calibration.json`` (with the SHA-256 of the checkpoint it was fitted for) and goes
-into the checkpoint's model bundle, through which eval and inference read it (``deepfake_lightning.bundle``).
+The record is written to ``RUN/calibration.json`` by the bundle package (with the SHA-256 of the checkpoint it
+was fitted for) and goes into the checkpoint's model bundle, through which eval and inference read it.
 Contract: ``p_fake =
 sigmoid(logit / temperature)`` and an image is fake iff ``p_fake >= threshold``; the threshold is chosen on
 the temperature-scaled validation scores by ``threshold_rule`` (see ``thresholds.choose_threshold``).
@@ -16,20 +16,14 @@ from typing import Any
 
 import torch
 
-from deepfake_lightning.evaluation.calibration import (
-    apply_temperature,
-    calibration_summary,
-    fit_temperature,
-    save_calibration,
-)
+from deepfake_lightning.bundle import LoadedModel, write_calibration
+from deepfake_lightning.evaluation.calibration import apply_temperature, calibration_summary, fit_temperature
 from deepfake_lightning.evaluation.plots import plot_reliability
 from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.thresholds import choose_threshold
-from deepfake_lightning.utils.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_FILE = "calibration.json"
 DEFAULT_RULE = "0.5"
 
 
@@ -55,16 +49,17 @@ def calibrate(
     output_dir: str | Path,
     rule: str | float = DEFAULT_RULE,
     device: Any = None,
-    checkpoint: str | Path | None = None,
+    checkpoint: LoadedModel | None = None,
 ) -> dict[str, Any]:
-    """Predict the validation loader, fit, write ``calibration.json`` and ``reliability.png``; return the record."""
+    """Predict the validation loader, fit, write the calibration record and ``reliability.png``; return the
+    record. `checkpoint`: the opened model the record is fitted for (its file name and SHA-256 are kept)."""
     output_dir = Path(output_dir)
     preds = predict_logits(module, val_loader, device)
     record = fit_calibration(preds["logit"], preds["label"], rule)
     if checkpoint is not None:  # what the bundle reader checks a calibration against
-        record["checkpoint"] = str(checkpoint)
-        record["checkpoint_sha256"] = sha256_file(checkpoint)
-    save_calibration(output_dir / CALIBRATION_FILE, record["temperature"], record)
+        record["checkpoint"] = str(checkpoint.path)
+        record["checkpoint_sha256"] = checkpoint.sha256
+    write_calibration(output_dir, record)
     plot_reliability(
         apply_temperature(preds["logit"], 1.0),
         apply_temperature(preds["logit"], record["temperature"]),
@@ -83,15 +78,12 @@ def calibrate(
     return record
 
 
-def calibrate_checkpoint(
-    ckpt_path: str | Path,
+def calibrate_model(
+    model: LoadedModel,
     datamodule: Any,
     output_dir: str | Path,
     rule: str | float = DEFAULT_RULE,
     device: Any = None,
 ) -> dict[str, Any]:
-    """Calibrate the weights of ``ckpt_path`` (the best checkpoint, not the last epoch's) on validation."""
-    from deepfake_lightning.checkpoints import load_detector_module  # checkpoints -> modules -> heavy imports
-
-    module = load_detector_module(ckpt_path)
-    return calibrate(module, datamodule.val_dataloader(), output_dir, rule, device, checkpoint=ckpt_path)
+    """Calibrate the weights of `model` (the best checkpoint, not the last epoch's) on validation."""
+    return calibrate(model.module, datamodule.val_dataloader(), output_dir, rule, device, checkpoint=model)

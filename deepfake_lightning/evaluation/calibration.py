@@ -8,9 +8,7 @@ learning rate, and cannot diverge. On perfectly separable data the NLL keeps fal
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,14 +85,3 @@ def calibration_summary(logits: Any, labels: Any, temperature: float, fitted_on:
         "ece_before": expected_calibration_error(apply_temperature(to_numpy(logits), 1.0), y),
         "ece_after": expected_calibration_error(apply_temperature(to_numpy(logits), temperature), y),
     }
-
-
-def save_calibration(path: str | Path, temperature: float, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``{"temperature": T, **extra}`` as JSON (conventionally ``calibration.json``)."""
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {**(extra or {}), "temperature": float(temperature)}
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return path

@@ -1,4 +1,8 @@
-"""What every evaluation entry point settles before predicting: preprocessing, device, temperature/threshold."""
+"""What every evaluation entry point settles before predicting: the model, its preprocessing, device, T/threshold.
+
+The checkpoint is opened once, by `open_model`, at the start; everything after (the training data config,
+the preprocessing, the calibration, the bundle this run writes) comes from that one `LoadedModel`.
+"""
 
 from __future__ import annotations
 
@@ -8,76 +12,89 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from deepfake_lightning.bundle import checkpoint_bundle, load_bundle, test_metrics_summary, write_bundle
+from deepfake_lightning.bundle import (
+    CALIBRATION_FILE,
+    LoadedModel,
+    open_model,
+    summarize_test_metrics,
+    write_model_bundle,
+)
+from deepfake_lightning.distributed import is_rank_zero
 from deepfake_lightning.evaluation.calibrate_run import DEFAULT_RULE, calibrate
+from deepfake_lightning.evaluation.training_data import adopt_training_data
+from deepfake_lightning.utils.config_validation import validate_data, validate_run
 from deepfake_lightning.utils.device import resolve_device  # noqa: F401 (robustness imports it from here)
+from deepfake_lightning.utils.task import seed
 
 log = logging.getLogger(__name__)
 
 
-def apply_checkpoint_preprocessing(cfg: DictConfig, module: Any) -> None:
-    """Set ``data.<key>`` for every eval-preprocessing value stored in the checkpoint (size, crop, normalization...).
+def apply_checkpoint_preprocessing(cfg: DictConfig, model: LoadedModel) -> None:
+    """Set ``data.<key>`` for every eval-preprocessing value stored with the model (size, crop, normalization...).
 
     A checkpoint scored at another resolution or normalisation gives silently wrong numbers, so unless
     ``use_checkpoint_preprocessing=false`` the checkpoint's own values win over the data config's.
     """
-    stored = dict(module.hparams.get("preprocessing") or {})
     if not OmegaConf.select(cfg, "use_checkpoint_preprocessing", default=True):
         return
     with open_dict(cfg):
-        for key, value in stored.items():
+        for key, value in model.preprocessing.items():
             if key in cfg.data and OmegaConf.select(cfg, f"data.{key}") != value:
                 log.info("data.%s=%s from the checkpoint (config had %s)", key, value, cfg.data.get(key))
                 cfg.data[key] = value
 
 
+def _calibration_settings(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.select(cfg, "calibration", default=None) or {}
+
+
 def resolve_calibration(
-    cfg: DictConfig, module: Any, datamodule: Any, output_dir: Any, device: Any
+    cfg: DictConfig, model: LoadedModel, datamodule: Any, output_dir: Any, device: Any
 ) -> dict[str, Any]:
-    """``calibration.refit``: fit on this data's validation split; else the checkpoint bundle's calibration
+    """``calibration.refit``: fit on this data's validation split; else the calibration `open_model` applied
     (``calibration.path``: auto | a calibration.json or bundle fitted for this checkpoint | null)."""
-    settings = OmegaConf.select(cfg, "calibration", default=None) or {}
+    settings = _calibration_settings(cfg)
     if settings.get("refit", False):
         rule = settings.get("threshold_rule", DEFAULT_RULE)
         record = calibrate(
-            module, datamodule.val_dataloader(), output_dir, rule, device, checkpoint=cfg.ckpt_path
+            model.module, datamodule.val_dataloader(), output_dir, rule, device, checkpoint=model
         )
-        return {**record, "source": str(Path(output_dir) / "calibration.json")}  # the refit's own record
-    return load_bundle(cfg.ckpt_path, settings.get("path", "auto")).calibration_record()
+        return {**record, "source": str(Path(output_dir) / CALIBRATION_FILE)}  # the refit's own record
+    return model.calibration_record()
 
 
 def write_evaluation_bundle(
-    cfg: DictConfig, calibration: dict[str, Any], results: dict[str, Any], output_dir: Path
+    cfg: DictConfig,
+    model: LoadedModel,
+    calibration: dict[str, Any],
+    results: dict[str, Any],
+    output_dir: Path,
 ) -> Path:
     """`bundle.json`: the checkpoint with the calibration this run applied and the metrics it measured on
     ``cfg.data_name``, keeping the training data its own bundle records."""
     source = calibration.get("source")
-    bundle = checkpoint_bundle(
-        cfg.ckpt_path,
-        calibration,
-        source if calibration.get("fitted_on") and source else None,
-        load_bundle(cfg.ckpt_path, calibration=None, verify=False).training_data,
-        test_metrics_summary(results, str(cfg.data_name), cfg.ckpt_path),
+    return write_model_bundle(
+        model,
+        output_dir / "bundle.json",
+        calibration=calibration,
+        calibration_file=source if calibration.get("fitted_on") and source else None,
+        test_metrics=summarize_test_metrics(results, str(cfg.data_name), model.path),
     )
-    return write_bundle(bundle, output_dir / "bundle.json")
 
 
-def start_evaluation(cfg: DictConfig) -> tuple[Any, Path]:
-    """Shared start of eval and robustness: validate, seed, load the checkpoint and adopt its preprocessing."""
-    from deepfake_lightning.checkpoints import load_detector_module
-    from deepfake_lightning.distributed import is_rank_zero
-    from deepfake_lightning.evaluation.training_data import adopt_training_data
-    from deepfake_lightning.utils.config_validation import validate_data, validate_run
-    from deepfake_lightning.utils.task import seed
-
+def start_evaluation(cfg: DictConfig) -> tuple[LoadedModel, Path]:
+    """Shared start of eval and robustness: validate, open the model once, adopt its training data config and
+    its preprocessing, seed."""
     validate_data(cfg)
     validate_run(cfg)
-    module = load_detector_module(cfg.ckpt_path)  # a damaged or foreign file is named before anything else
-    adopt_training_data(cfg)  # no data= on the command line: the checkpoint's own training data config
+    settings = _calibration_settings(cfg)
+    calibration = "auto" if settings.get("refit", False) else settings.get("path", "auto")
+    model = open_model(cfg.ckpt_path, calibration)  # a damaged or foreign file is named before anything else
+    adopt_training_data(cfg, model)  # no data= on the command line: the checkpoint's own training data config
     validate_data(cfg)
     seed(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    apply_checkpoint_preprocessing(cfg, module)
+    apply_checkpoint_preprocessing(cfg, model)
     if is_rank_zero():  # under DDP every rank runs this, in the same dir
         (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    return module, output_dir
+    return model, output_dir

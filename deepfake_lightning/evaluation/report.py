@@ -1,6 +1,6 @@
 """``REPORT.md`` of a run dir, built only from the files in it (and its checkpoint's training run).
 
-Every number is read from ``test_results.json``, ``calibration.json``, ``model_info.json``,
+Every number is read from ``test_results.json``, the run's calibration record, ``model_info.json``,
 ``training_history.json``, ``robustness.json`` and ``cross_dataset.json`` -- nothing is recomputed, so a
 regenerated report can never disagree with the files it cites.
 """
@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from deepfake_lightning.bundle import run_calibration
 from deepfake_lightning.evaluation.markdown import (
     cross_dataset_markdown,
     fmt,
@@ -210,7 +211,7 @@ def calibration_section(run_dir: Path, results: Mapping[str, Any], calibration: 
         if calibration.get("source"):
             lines.append(f"- read from `{calibration['source']}`")
     else:
-        lines.append("- no calibration.json: raw sigmoid scores (T = 1) and the configured threshold.")
+        lines.append("- no calibration fitted: raw sigmoid scores (T = 1) and the configured threshold.")
     raw = results.get("uncalibrated") or {}
     if raw:
         lines.append(
@@ -219,7 +220,7 @@ def calibration_section(run_dir: Path, results: Mapping[str, Any], calibration: 
             f"{fmt(value_of(results.get('log_loss')))}."
         )
     # validation reliability: this run's own fit (train, or eval with refit), else the checkpoint run's
-    source = Path(str(calibration.get("source", run_dir / "calibration.json"))).parent
+    source = Path(str(calibration["source"])).parent if calibration.get("source") else run_dir
     fit_dir = run_dir if (run_dir / "reliability.png").is_file() else source
     figures = _figures(run_dir, [("reliability.png", "validation reliability")], fit_dir)
     figures += _figures(run_dir, [("test_reliability.png", "test reliability")])
@@ -267,7 +268,7 @@ def build_report(run_dir: str | Path) -> str:
     train_dir = training_run_dir(run_dir, results)
     calibration = (
         results.get("calibration")
-        or _read_json(run_dir / "calibration.json")
+        or run_calibration(run_dir)
         or {
             "temperature": results.get("temperature", 1.0),
             "threshold": results.get("threshold"),

@@ -5,20 +5,21 @@ composes; scoring a checkpoint on the built-in synthetic set because nobody name
 for the wrong images. So when the command line selects no data config (no ``data=NAME``), the checkpoint's own
 run config ``RUN/config.yaml`` (``RUN/checkpoints/best.ckpt``) provides ``data``; ``data.*`` overrides given on the
 command line (``data.batch_size=16``) still apply on top of it. The checkpoint's model bundle records that config
-(``training_data.config``); a checkpoint without one falls back to its run's ``RUN/config.yaml``. Without either
+(``training_data.config``); a checkpoint without one falls back to its run's ``RUN/config.yaml``: both are read
+by the bundle package (``LoadedModel.training_config``). Without either
 the command refuses and asks for ``data=...``: evaluating on another set is always explicit.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from deepfake_lightning.bundle import LoadedModel, TrainingConfig
 from deepfake_lightning.utils.config_validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -31,51 +32,19 @@ def _task_overrides() -> list[Override] | None:
     return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
 
 
-def training_config_path(ckpt_path: str | Path) -> Path | None:
-    """``RUN/config.yaml`` of a ``RUN/checkpoints/*.ckpt`` (or a config.yaml beside the file), if it is a
-    training config (it has ``model`` and ``data``)."""
-    ckpt = Path(ckpt_path)
-    candidates = [ckpt.parent / "config.yaml"]
-    if ckpt.parent.name == "checkpoints":
-        candidates.insert(0, ckpt.parent.parent / "config.yaml")
-    for path in candidates:
-        if path.is_file():
-            saved = OmegaConf.load(path)
-            if isinstance(saved, DictConfig) and "model" in saved and "data" in saved:
-                return path
-    return None
-
-
-def _choice(run_config: Path) -> str:
-    """The data config's name (``folder``, ``faces140k``...) from the run's ``.hydra/hydra.yaml``, if kept."""
-    hydra_file = run_config.parent / ".hydra" / "hydra.yaml"
-    if hydra_file.is_file():
-        choice = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices.data", default=None)
-        if choice:
-            return str(choice)
-    return "training data"
-
-
-def _training_data(ckpt_path: str | Path) -> tuple[DictConfig, str, Path]:
-    """The data config a checkpoint was trained with: from its model bundle, else its run's config.yaml."""
-    from deepfake_lightning.bundle import load_bundle
-
-    bundle = load_bundle(ckpt_path, calibration=None, verify=False)
-    recorded = bundle.training_data or {}
-    if isinstance(recorded.get("config"), dict):
-        name = str(recorded.get("name") or "training data")
-        return OmegaConf.create(recorded["config"]), name, Path(str(bundle.manifest))
-    run_config = training_config_path(ckpt_path)
-    if run_config is None:
+def _training_data(cfg: DictConfig, model: LoadedModel) -> TrainingConfig:
+    """The data config the model was trained with, from its bundle (or its run's config.yaml)."""
+    found = model.training_config()
+    if found is None:
         raise ConfigError(
-            f"ckpt_path={ckpt_path}: neither a model bundle recording its training data nor a training "
+            f"ckpt_path={cfg.ckpt_path}: neither a model bundle recording its training data nor a training "
             "config.yaml beside it (RUN/config.yaml for RUN/checkpoints/*.ckpt), so the data it was trained on "
             "is unknown; name the data to evaluate on, e.g. data=folder data.root=/path/to/faces"
         )
-    return OmegaConf.load(run_config).data, _choice(run_config), run_config
+    return found
 
 
-def adopt_training_data(cfg: DictConfig) -> str:
+def adopt_training_data(cfg: DictConfig, model: LoadedModel) -> str:
     """Replace ``cfg.data`` by the checkpoint's training data config unless ``data=`` was given; returns the
     name of the data config used (also set as ``cfg.data_name``) and logs where it came from."""
     overrides = _task_overrides()
@@ -87,7 +56,8 @@ def adopt_training_data(cfg: DictConfig) -> str:
         log.info("data: data=%s, as given (root %s)", name, OmegaConf.select(cfg, "data.root", default="?"))
         _set_name(cfg, name)
         return name
-    data, name, origin = _training_data(cfg.ckpt_path)
+    found = _training_data(cfg, model)
+    data, name, origin = found.data, found.name, found.origin
     for override in overrides or []:  # data.* overrides from the command line win over the training values
         key = override.key_or_group
         if not key.startswith("data."):
