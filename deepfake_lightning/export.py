@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -74,9 +73,6 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         calibration_images=calibration_images,
         eval_samples=_eval_samples(cfg) if cfg.quantize else None,
     )
-    bundle = json.loads(manifest_path(model).read_text())
-    if bundle.get("quantization"):
-        log.info("int8 quantization: %s", bundle["quantization"])
     return {"status": "ok", "model": str(model), "bundle": str(manifest_path(model))}
 
 

@@ -76,7 +76,7 @@ def calibrated_ckpt(tmp_path: Path, tiny_ckpt: Path) -> Callable[..., Path]:
     checkpoint with no bundle."""
 
     def _make(record: dict | None) -> Path:
-        from deepfake_lightning.bundle import checkpoint_bundle, write_bundle
+        from deepfake_lightning.bundle import open_model, write_model_bundle
 
         ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
         ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,10 @@ def calibrated_ckpt(tmp_path: Path, tiny_ckpt: Path) -> Callable[..., Path]:
         if record is not None:
             source = tmp_path / "run" / "calibration.json"
             source.write_text(json.dumps(record))
-            write_bundle(checkpoint_bundle(ckpt, {"fitted_on": "valid", **record}, source, None, None))
+            calibration = {"fitted_on": "valid", **record}
+            write_model_bundle(
+                open_model(ckpt, calibration=None), calibration=calibration, calibration_file=source
+            )
         return ckpt
 
     return _make

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepfake_lightning.bundle import BundleError, manifest_path
-from deepfake_lightning.checkpoints import load_detector_module
+from deepfake_lightning.bundle import BundleError, manifest_path, open_model
 from deepfake_lightning.evaluation.calibration import apply_temperature
 from deepfake_lightning.export import export
 from deepfake_lightning.inference import Detector
@@ -85,7 +84,7 @@ def test_torchscript_export_matches_pytorch(tiny_ckpt: Path, tmp_path: Path) -> 
     model = export_model(tiny_ckpt, tmp_path / "model.pt", fmt="torchscript")
     meta = json.loads(manifest_path(model).read_text())
     assert meta["format"] == "torchscript" and meta["sha256"] == sha256_file(model)
-    net = load_detector_module(tiny_ckpt).net
+    net = open_model(tiny_ckpt, calibration=None).net
     scripted = torch.jit.load(str(model))
     batch = torch.randn(4, 3, 32, 32)
     with torch.no_grad():

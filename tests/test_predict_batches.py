@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from deepfake_lightning.bundle import open_model
 from deepfake_lightning.inference import Detector
 from deepfake_lightning.inference.backends import ONNX_BATCH_PER_SESSION, TORCH_CPU_BATCH
 from deepfake_lightning.inference.batch_predict import auto_batch_size, predict_files
@@ -117,9 +118,9 @@ def test_quantize_int8_is_made_once_and_cached(
 
 
 def test_cache_key_changes_with_the_calibration_images(tiny_ckpt: Path, mixed_folder: Path) -> None:
-    images = sorted(mixed_folder.glob("img_?.png"))
-    assert cache_key(tiny_ckpt, images) == cache_key(tiny_ckpt, list(images))
-    assert cache_key(tiny_ckpt, images[:-1]) != cache_key(tiny_ckpt, images)
+    images, model = sorted(mixed_folder.glob("img_?.png")), open_model(tiny_ckpt, calibration=None)
+    assert cache_key(model, images) == cache_key(model, list(images))
+    assert cache_key(model, images[:-1]) != cache_key(model, images)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deepfake_lightning.bundle import open_model
 from deepfake_lightning.models import DeepfakeDetector, build_detector
 
 PRECISIONS = {"fp32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -19,10 +20,8 @@ def load_network(
 ) -> tuple[DeepfakeDetector, dict[str, Any]]:
     """(network in eval mode, eval preprocessing); the checkpoint's own preprocessing wins when given."""
     if ckpt_path:
-        from deepfake_lightning.checkpoints import load_detector_module
-
-        module = load_detector_module(ckpt_path)
-        return module.net.eval(), dict(module.hparams["preprocessing"])
+        model = open_model(ckpt_path, calibration=None)
+        return model.net.eval(), dict(model.preprocessing)
     net = build_detector(dict(model_cfg["backbone"]), dict(model_cfg["attention"]), dict(model_cfg["head"]))
     return net.eval(), {}
 

@@ -4,8 +4,8 @@
     [pred] = detector.predict("photo.jpg")          # pred.p_fake, pred.label ("fake" | "real")
 
 Preprocessing is rebuilt from the model's bundle with `build_eval_transform`, never re-implemented; the
-temperature and threshold are the bundle's (fitted on validation when the run calibrated), read by
-`deepfake_lightning.bundle.load_bundle` like everywhere else.
+temperature and threshold are the bundle's (fitted on validation when the run calibrated), opened by
+`deepfake_lightning.bundle.open_model` like everywhere else.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepfake_lightning.bundle import BundleError, ModelBundle, load_bundle
+from deepfake_lightning.bundle import BundleError, ModelBundle, open_model
 from deepfake_lightning.data.images import MAX_PIXELS
 from deepfake_lightning.data.transforms import build_eval_transform
 from deepfake_lightning.evaluation.calibration import apply_temperature
@@ -171,7 +171,7 @@ class Detector(BaseDetector):
         **options: Any,
     ) -> Detector:
         """A `.ckpt` -> torch (or ONNX Runtime via an in-memory export); an `.onnx` -> ONNX Runtime; a bundle
-        manifest (`bundle.json`) -> whichever its weights are. `calibration` as in `load_bundle`.
+        manifest (`bundle.json`) -> whichever its weights are. `calibration` and `threshold` as in `open_model`.
 
         `onnx_sessions`: 1 = one ONNX Runtime session on every core (lowest single-image latency); 0 = one
         single-thread session per core, each scoring a slice of a batch (the faster path for batches on CPU).
@@ -182,36 +182,20 @@ class Detector(BaseDetector):
             raise BundleError(
                 f"{path}: TorchScript exports are for deployment elsewhere; load the .ckpt or an exported .onnx"
             )
-        module = None
-        if Path(path).suffix == ".ckpt":  # a damaged, foreign or code-running file is named before its bundle
-            from deepfake_lightning.checkpoints import load_detector_module
-
-            module = load_detector_module(path)
-        bundle = load_bundle(path, calibration)
-        weights = Path(bundle.source)
-        if bundle.format == "onnx":
+        model = open_model(path, calibration, threshold)
+        if model.format == "onnx":
             if backend == "torch":
-                raise BundleError(f"{weights}: an ONNX model runs with backend=onnx (or auto), not torch")
-            runtime: Backend = OnnxBackend(weights, device, sessions=onnx_sessions)
-        elif bundle.format != "ckpt":
+                raise BundleError(f"{model.path}: an ONNX model runs with backend=onnx (or auto), not torch")
+            runtime: Backend = OnnxBackend(model.path, device, sessions=onnx_sessions)
+        elif model.module is None:
             raise BundleError(
-                f"{weights}: a {bundle.format} export is for deployment elsewhere; load the .ckpt"
+                f"{model.path}: a {model.format} export is for deployment elsewhere; load the .ckpt"
             )
+        elif backend == "onnx":
+            runtime = _onnx_from_module(model.module, device, onnx_sessions)
         else:
-            if module is None:  # a bundle manifest naming a checkpoint
-                from deepfake_lightning.checkpoints import load_detector_module
-
-                module = load_detector_module(weights)
-            attention = getattr(module.net, "attention", None)
-            bundle.attention = bool(attention is not None and getattr(attention, "enabled", False))
-            runtime = (
-                _onnx_from_module(module, device, onnx_sessions)
-                if backend == "onnx"
-                else TorchBackend(module.net, device)
-            )
-        if threshold is not None:
-            bundle.threshold = float(threshold)
-        return cls(runtime, bundle, **options)
+            runtime = TorchBackend(model.net, device)
+        return cls(runtime, model.bundle, **options)
 
     def score(self, inputs: Inputs, attention: bool = False) -> BatchScores:
         logits, amap = self.backend(_first(inputs))

@@ -18,8 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepfake_lightning.bundle import load_bundle, write_bundle
-from deepfake_lightning.checkpoints import load_detector_module
+from deepfake_lightning.bundle import Export, LoadedModel, load_torchscript, open_model, write_model_bundle
 from deepfake_lightning.inference.backends import INPUT_NAME, OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ def export_torchscript(net: nn.Module, path: Path, image_size: int) -> Path:
 
 
 def export_model(
-    ckpt_path: str | Path,
+    ckpt_path: str | Path | LoadedModel,
     output: str | Path,
     fmt: str = "onnx",
     opset: int = DEFAULT_OPSET,
@@ -97,6 +96,8 @@ def export_model(
     eval_samples: list[tuple[str, int]] | None = None,
 ) -> Path:
     """Write the model to `output` and its bundle to `output.json`; returns the model path.
+
+    `ckpt_path` is a checkpoint (or manifest) to open with `calibration`, or a model already opened.
 
     `quantize="int8"` (ONNX only) quantizes with ONNX Runtime: static QDQ when `calibration_images` are given,
     dynamic otherwise; with labelled `eval_samples` the AUROC of both models goes into the metadata.
@@ -109,38 +110,36 @@ def export_model(
         raise ValueError("quantize=int8 needs format=onnx")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    module = load_detector_module(ckpt_path)
-    bundle = load_bundle(ckpt_path, calibration)
+    model = ckpt_path if isinstance(ckpt_path, LoadedModel) else open_model(ckpt_path, calibration)
+    net, bundle = model.net, model.bundle
     image_size = int(bundle.preprocessing["image_size"])
     fields: dict[str, Any] = {
-        "source_checkpoint": Path(ckpt_path).name,
-        "source_checkpoint_sha256": bundle.sha256,  # a calibration fitted for the checkpoint fits its exports
+        "source_checkpoint": model.path.name,
+        "source_checkpoint_sha256": model.sha256,  # a calibration fitted for the checkpoint fits its exports
         "input": {"name": INPUT_NAME, "shape": ["batch", 3, image_size, image_size], "dtype": "float32"},
-        "outputs": output_names(module.net),
+        "outputs": output_names(net),
     }
     if fmt == "torchscript":
-        export_torchscript(module.net, output, image_size)
+        export_torchscript(net, output, image_size)
     elif quantize is None:
-        export_onnx(module.net, output, image_size, opset)
+        export_onnx(net, output, image_size, opset)
         fields["opset"] = opset
     else:
         from deepfake_lightning.inference.quantize import quantize_int8
 
         with tempfile.TemporaryDirectory() as tmp:
-            fp32 = export_onnx(module.net, Path(tmp) / "fp32.onnx", image_size, opset)
+            fp32 = export_onnx(net, Path(tmp) / "fp32.onnx", image_size, opset)
             int8 = quantize_int8(
                 fp32, Path(tmp) / "int8.onnx", bundle.preprocessing, calibration_images, eval_samples
             )
             shutil.copyfile(int8.path, output)
         fields.update(opset=opset, quantization=int8.summary)
-    fields["parity_max_abs_diff_p_fake"] = parity(module.net, output, fmt, image_size, bundle.temperature)
-    bundle.source, bundle.format, bundle.extra = str(output), fmt, fields
-    bundle.attention = ExportNet(module.net).with_attention
-    bundle.versions = {}  # this export's own (write_bundle fills them)
-    write_bundle(bundle)
+        log.info("int8 quantization: %s", int8.summary)
+    fields["parity_max_abs_diff_p_fake"] = parity(net, output, fmt, image_size, bundle.temperature)
+    write_model_bundle(model, export=Export(output, fmt, fields, ExportNet(net).with_attention))
     log.info(
         "exported %s -> %s (+ %s.json); max |p_fake - PyTorch| = %.2e on random inputs",
-        ckpt_path,
+        model.path,
         output,
         output.name,
         fields["parity_max_abs_diff_p_fake"],
@@ -158,7 +157,7 @@ def parity(
     with torch.no_grad():
         reference = apply_temperature(net.eval()(inputs).double().numpy(), temperature)
         if fmt == "torchscript":
-            outputs = torch.jit.load(str(exported), map_location="cpu")(inputs)
+            outputs = load_torchscript(exported)(inputs)
             logits = (outputs[0] if isinstance(outputs, tuple) else outputs).double().numpy()
         else:
             from deepfake_lightning.inference.backends import OnnxBackend

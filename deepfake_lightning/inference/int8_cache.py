@@ -19,11 +19,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from deepfake_lightning.bundle import manifest_path
+from deepfake_lightning.bundle import LoadedModel, manifest_path, open_model
 from deepfake_lightning.inference.inputs import expand_inputs
 from deepfake_lightning.inference.quantize import sample_subset
 from deepfake_lightning.utils.config_validation import ConfigError
-from deepfake_lightning.utils.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 RECIPE = "static_qdq_per_channel_minmax_v1"  # what export_model(quantize="int8") does with calibration images
@@ -60,46 +59,41 @@ def calibration_images(cfg: DictConfig, inputs: Sequence[Path]) -> list[Path]:
     return chosen
 
 
-def cache_key(ckpt_path: str | Path, images: Sequence[Path]) -> str:
-    digest = hashlib.sha256(f"{RECIPE}\n{sha256_file(ckpt_path)}\n".encode())
+def cache_key(model: LoadedModel, images: Sequence[Path]) -> str:
+    digest = hashlib.sha256(f"{RECIPE}\n{model.sha256}\n".encode())
     for path in images:
         stat = path.stat()
         digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
 
-def int8_model(ckpt_path: str | Path, cache_dir: str | Path, images: Sequence[Path]) -> Path:
-    """The cached `NAME-KEY.int8.onnx` (+ `.json`) for this checkpoint and calibration set, made if missing."""
+def int8_model(model: LoadedModel, cache_dir: str | Path, images: Sequence[Path]) -> Path:
+    """The cached `NAME-KEY.int8.onnx` (+ `.json`) for this checkpoint (opened uncalibrated) and calibration
+    set, made if missing."""
     from deepfake_lightning.inference.export_model import export_model
 
-    name = f"{Path(ckpt_path).stem}-{cache_key(ckpt_path, images)}.int8.onnx"
+    name = f"{model.path.stem}-{cache_key(model, images)}.int8.onnx"
     target = Path(cache_dir) / name
     if target.is_file() and manifest_path(target).is_file():
         log.info("int8 model from the cache: %s", target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    log.info("quantizing %s to int8 (%d calibration images) -> %s", ckpt_path, len(images), target)
+    log.info("quantizing %s to int8 (%d calibration images) -> %s", model.path, len(images), target)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        model = export_model(
-            ckpt_path,
-            Path(tmp) / name,
-            quantize="int8",
-            calibration="none",
-            calibration_images=list(images),
-        )
+        exported = export_model(model, Path(tmp) / name, quantize="int8", calibration_images=list(images))
         # metadata first: a reader that finds the model finds its metadata too (same directory: atomic)
-        os.replace(manifest_path(model), manifest_path(target))
-        os.replace(model, target)
+        os.replace(manifest_path(exported), manifest_path(target))
+        os.replace(exported, target)
     return target
 
 
 def int8_config(cfg: DictConfig, inputs: Sequence[Path]) -> DictConfig:
     """A copy of `cfg` that runs the cached int8 model with the checkpoint's own calibration."""
-    ckpt = str(cfg.ckpt_path)
-    model = int8_model(ckpt, str(cfg.int8_cache_dir), calibration_images(cfg, inputs))
+    checkpoint = open_model(str(cfg.ckpt_path), calibration=None)  # the int8 copy carries no calibration
+    model = int8_model(checkpoint, str(cfg.int8_cache_dir), calibration_images(cfg, inputs))
     calibration = OmegaConf.select(cfg, "calibration", default="auto")
     if str(calibration) == "auto":  # the checkpoint's own bundle, else uncalibrated like the checkpoint
-        calibration = manifest_path(ckpt) if manifest_path(ckpt).is_file() else None
+        calibration = checkpoint.bundle.manifest
     out = cfg.copy()
     with open_dict(out):
         out.ckpt_path = str(model)

@@ -1,6 +1,6 @@
 """The model card the service and its page show: read from the model's bundle, never typed anywhere.
 
-Everything comes from the bundle `load_bundle` read for the detector: the training data summary and the test
+Everything comes from the bundle `open_model` read for the detector: the training data summary and the test
 metrics with CIs that train or eval recorded for these very weights (an export carries its checkpoint's, and
 says so). Paths are reduced to file and folder names, and the resolved data config is left out: the card is
 public.
