@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import warnings
 from typing import Any
@@ -15,6 +16,7 @@ from torchmetrics import MeanMetric
 
 from deepfake_lightning.models import build_detector, model_size
 from deepfake_lightning.modules.losses import BinaryLoss
+from deepfake_lightning.modules.partials import partial_config
 from deepfake_lightning.modules.stage_metrics import logged_name, stage_confusion, stage_metrics
 from deepfake_lightning.utils.config_schema import ModelSettings
 
@@ -41,7 +43,9 @@ def _plain(value: Any) -> Any:
 
 
 class DetectorModule(L.LightningModule):
-    """All constructor arguments are plain dicts, so checkpoints load with `weights_only=True` and no arguments.
+    """All hyperparameters are stored as plain dicts, so checkpoints load with `weights_only=True` and no
+    arguments. `optimizer` and `scheduler` may also come as the `functools.partial` a recursive
+    `hydra.utils.instantiate(cfg.model)` makes of their `_partial_` configs (`partials.py`).
 
     They are checked against `ModelSettings`, the schema the start-up check applies to `model.*`.
     """
@@ -54,13 +58,15 @@ class DetectorModule(L.LightningModule):
         attention: dict[str, Any] | None = None,
         head: dict[str, Any] | None = None,
         loss: dict[str, Any] | None = None,
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
+        optimizer: dict[str, Any] | functools.partial | None = None,
+        scheduler: dict[str, Any] | functools.partial | None = None,
         threshold: float = 0.5,
         preprocessing: dict[str, Any] | None = None,
         nonfinite_loss: str = "stop",
     ) -> None:
         super().__init__()
+        optimizer = partial_config(optimizer, "model.optimizer")
+        scheduler = partial_config(scheduler, "model.scheduler")
         ModelSettings.check(
             {
                 "backbone": backbone,
