@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from deepfake_lightning.checkpoints import load_detector_module
+from deepfake_lightning.bundle import open_model
 from deepfake_lightning.models import WeightsError, build_backbone, build_detector
 from deepfake_lightning.models.backbones import backbone_tensor_count
 from deepfake_lightning.modules import DetectorModule
@@ -127,7 +127,10 @@ def test_timm_checkpoint_round_trip(tmp_path: Path) -> None:
     images = _Batches().images[:3]
     with torch.no_grad():
         expected = module.eval()(images)
-        for restored in (DetectorModule.load_from_checkpoint(path), load_detector_module(path)):
+        for restored in (
+            DetectorModule.load_from_checkpoint(path),
+            open_model(path, calibration=None).module,
+        ):
             assert restored.hparams["backbone"]["name"] == f"timm:{TINY_TIMM}"
             assert torch.equal(restored.eval()(images), expected)
 
@@ -195,7 +198,7 @@ def test_multirun_over_two_backbones(tmp_path: Path) -> None:
     summary = json.loads((sweep / "sweep_summary.json").read_text())
     assert [j["status"] for j in summary["jobs"]] == ["ok", "ok"], summary
     names = [
-        load_detector_module(next((sweep / str(j)).rglob("*.ckpt"))).hparams["backbone"]["name"]
+        open_model(next((sweep / str(j)).rglob("*.ckpt")), calibration=None).hparams["backbone"]["name"]
         for j in (0, 1)
     ]
     assert names == ["mobilenet_v2", f"timm:{TINY_TIMM}"]

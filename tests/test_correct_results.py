@@ -13,7 +13,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from deepfake_lightning.checkpoints import read_checkpoint
+from deepfake_lightning.bundle import read_checkpoint
 from deepfake_lightning.eval import evaluate
 from deepfake_lightning.evaluation.predictions import read_predictions_csv
 from deepfake_lightning.train import train

@@ -12,8 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from deepfake_lightning.bundle import BundleError, manifest_path
-from deepfake_lightning.checkpoints import CheckpointError
+from deepfake_lightning.bundle import BundleError, CheckpointError, manifest_path, open_model
 from deepfake_lightning.data.images import BadImageError
 from deepfake_lightning.inference import Detector, EnsembleDetector, evaluate_ensemble, load_detector
 from deepfake_lightning.inference.faces import FACE_FOUND, FACE_NOT_FOUND, FaceCropper
@@ -265,10 +264,9 @@ def test_bytes_of_a_png_decode_like_the_file(detector: Detector, tmp_path: Path)
 
 
 def test_optimized_torch_graph_matches_the_training_graph(tiny_ckpt: Path) -> None:
-    from deepfake_lightning.checkpoints import load_detector_module
     from deepfake_lightning.inference.backends import TorchBackend
 
-    net = load_detector_module(tiny_ckpt).net
+    net = open_model(tiny_ckpt, calibration=None).net
     batch = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     plain_logits, plain_map = TorchBackend(net, optimize=False)(batch)
     fast = TorchBackend(net, optimize=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from deepfake_lightning.bundle import BundleError, load_bundle, manifest_path
+from deepfake_lightning.bundle import BundleError, manifest_path, open_model
 from deepfake_lightning.eval import evaluate
 from deepfake_lightning.inference import Detector, load_detector
 from deepfake_lightning.inference.export_model import export_model
@@ -58,7 +58,7 @@ def test_training_writes_the_bundle_beside_the_best_checkpoint(run: tuple[Path, 
 def test_every_consumer_reads_the_same_bundle(run: tuple[Path, Path, Path]) -> None:
     _, run_dir, _ = run
     best = run_dir / "checkpoints" / "best.ckpt"
-    bundle = load_bundle(best)
+    bundle = open_model(best).bundle
     detector = Detector.load(best)
     assert (detector.temperature, detector.threshold) == (bundle.temperature, bundle.threshold)
     card = TestClient(create_app(detector)).get("/v1/model").json()["card"]
@@ -79,11 +79,11 @@ def test_eval_writes_a_servable_bundle_and_refuses_a_foreign_calibration(
                                                           "calibration.threshold_rule=max_f1"])  # fmt: skip
     results = evaluate(refit)
     written = base / "eval_bundle_refit" / "bundle.json"
-    bundle = load_bundle(written)
+    bundle = open_model(written).bundle
     assert bundle.source == str(best.resolve()) and bundle.threshold_rule == "max_f1"
     assert bundle.threshold == pytest.approx(results["threshold"])
     assert bundle.test_metrics["auroc"] == results["auroc"] and bundle.test_metrics["data"] == "folder"
-    assert bundle.training_data == load_bundle(best).training_data  # the checkpoint's, not the eval data's
+    assert bundle.training_data == open_model(best).training_data  # the checkpoint's, not the eval data's
     image = face_like_image(3)
     served = Detector.load(written).predict(image)[0].p_fake
     assert served == pytest.approx(Detector.load(best, calibration=written).predict(image)[0].p_fake)
@@ -92,7 +92,7 @@ def test_eval_writes_a_servable_bundle_and_refuses_a_foreign_calibration(
     other.write_bytes(best.read_bytes() + b"\0")  # other bytes: other weights as far as a SHA-256 can tell
     foreign = base / "eval_bundle_refit" / "calibration.json"
     with pytest.raises(BundleError, match="fitted for weights with SHA-256"):
-        load_bundle(other, calibration=foreign)
+        open_model(other, calibration=foreign)
     bad = eval_config(base, "eval_bundle_foreign", best, [*data, f"calibration.path={tmp_path / 'x.json'}"])
     (tmp_path / "x.json").write_text(json.dumps({"temperature": 2.0, "checkpoint_sha256": "0" * 64}))
     with pytest.raises(BundleError, match="x.json: fitted for weights"):
@@ -105,7 +105,7 @@ def test_export_carries_the_bundle_and_its_card_says_where_metrics_were_measured
     _, run_dir, _ = run
     best = run_dir / "checkpoints" / "best.ckpt"
     model = export_model(best, tmp_path / "model.onnx")
-    exported, source = load_bundle(model), load_bundle(best)
+    exported, source = open_model(model).bundle, open_model(best).bundle
     assert exported.format == "onnx" and exported.sha256 == sha256_file(model)
     assert (exported.temperature, exported.threshold) == (source.temperature, source.threshold)
     assert exported.training_data == source.training_data and exported.test_metrics == source.test_metrics
@@ -115,7 +115,7 @@ def test_export_carries_the_bundle_and_its_card_says_where_metrics_were_measured
         "best.ckpt, the checkpoint this onnx model was exported from" in card["test_metrics"]["measured_on"]
     )
     # the checkpoint's own calibration (its bundle) is accepted for the export: fitted for its source
-    assert load_bundle(model, calibration=manifest_path(best)).temperature == source.temperature
+    assert open_model(model, calibration=manifest_path(best)).temperature == source.temperature
 
 
 def test_a_checkpoint_without_a_bundle_is_uncalibrated_and_says_so(
@@ -127,8 +127,8 @@ def test_a_checkpoint_without_a_bundle_is_uncalibrated_and_says_so(
     bare.write_bytes((run_dir / "checkpoints" / "best.ckpt").read_bytes())
     (tmp_path / "run" / "calibration.json").write_text((run_dir / "calibration.json").read_text())
     with caplog.at_level(logging.WARNING):
-        bundle = load_bundle(bare)
+        bundle = open_model(bare).bundle
     assert (bundle.temperature, bundle.threshold_rule, bundle.calibration_source) == (1.0, "fixed", None)
     assert "has no bundle manifest best.ckpt.json" in caplog.text
     with pytest.raises(BundleError, match="not a model bundle"):
-        load_bundle(tmp_path / "run" / "calibration.json")
+        open_model(tmp_path / "run" / "calibration.json")

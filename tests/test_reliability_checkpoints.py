@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepfake_lightning.checkpoints import CheckpointError, load_detector_module
+from deepfake_lightning.bundle import CheckpointError, open_model
 from deepfake_lightning.utils.task import run_task
 from tests.conftest import REPO_ROOT
 from tests.fixtures_inference import compose_entry
@@ -113,11 +113,11 @@ KINDS = [
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_load_detector_module(bad_models, kind: str) -> None:
+def test_open_model(bad_models, kind: str) -> None:
     files, marker = bad_models
     path, match = files[kind]
     with pytest.raises(CheckpointError, match=match) as info:
-        load_detector_module(path)
+        open_model(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
     assert not marker.exists()
 

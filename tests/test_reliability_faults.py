@@ -17,10 +17,10 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from deepfake_lightning.checkpoints import (
+from deepfake_lightning.bundle import (
     CheckpointError,
     find_last_checkpoint,
-    load_detector_module,
+    open_model,
     read_checkpoint,
 )
 from deepfake_lightning.modules.detector_module import NonFiniteLossError
@@ -238,7 +238,7 @@ def test_kill_9_mid_epoch_then_resume_from_last(tmp_path: Path) -> None:
     assert read_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 2
     summary = json.loads((run / "run_summary.json").read_text())
     assert summary["status"] == "ok" and Path(summary["best_checkpoint"]) == run / "checkpoints" / "best.ckpt"
-    load_detector_module(run / "checkpoints" / "best.ckpt")  # a valid, loadable best checkpoint
+    open_model(run / "checkpoints" / "best.ckpt")  # a valid, loadable best checkpoint
     assert json.loads((run / "test_results.json").read_text())["n"] == 4
 
     straight = subprocess.run(

@@ -22,10 +22,9 @@ from deepfake_lightning.bundle.calibration_file import (
     run_calibration,
     write_calibration,
 )
-from deepfake_lightning.bundle.checkpoint_file import load_detector_module, read_checkpoint
+from deepfake_lightning.bundle.checkpoint_file import read_checkpoint
 from deepfake_lightning.bundle.errors import BundleError, CheckpointError
 from deepfake_lightning.bundle.exported import load_torchscript
-from deepfake_lightning.bundle.legacy import checkpoint_bundle, load_bundle
 from deepfake_lightning.bundle.open import LoadedModel, open_model
 from deepfake_lightning.bundle.record import ModelBundle, manifest_path, package_version
 from deepfake_lightning.bundle.resume import check_resumable, find_last_checkpoint
@@ -34,11 +33,8 @@ from deepfake_lightning.bundle.writer import (
     Export,
     summarize_test_metrics,
     training_data_summary,
-    write_bundle,
     write_model_bundle,
 )
-
-test_metrics_summary = summarize_test_metrics  # the name before open_model (legacy)
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -49,10 +45,7 @@ __all__ = [
     "ModelBundle",
     "TrainingConfig",
     "check_resumable",
-    "checkpoint_bundle",
     "find_last_checkpoint",
-    "load_bundle",
-    "load_detector_module",
     "load_torchscript",
     "manifest_path",
     "open_model",
@@ -62,7 +55,6 @@ __all__ = [
     "run_calibration",
     "summarize_test_metrics",
     "training_data_summary",
-    "write_bundle",
     "write_calibration",
     "write_model_bundle",
 ]

@@ -90,11 +90,6 @@ def module_from_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Dete
     return module.eval()
 
 
-def load_detector_module(path: str | Path) -> DetectorModule:
-    """`module_from_checkpoint(read_checkpoint(path))`."""
-    return module_from_checkpoint(path, read_checkpoint(path))
-
-
 def mismatched_tensors(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
     """Names present on one side only, then names whose shapes differ."""
     shapes = [

@@ -70,7 +70,7 @@ class ResumableModelCheckpoint(ModelCheckpoint):
             return path  # not written by this callback into its dir: left where it is
         target = Path(str(self.dirpath)) / source.name
         if not source.is_file():
-            from deepfake_lightning.checkpoints import CheckpointError
+            from deepfake_lightning.bundle import CheckpointError
 
             raise CheckpointError(
                 f"{source}: the best checkpoint of the run being resumed is missing, so this run could not keep "

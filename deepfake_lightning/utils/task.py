@@ -83,11 +83,10 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
 
 def _is_input_error(err: Exception) -> bool:
     """Dataset layout, checkpoint and model-file errors name the file and the fix; a traceback adds nothing."""
-    from deepfake_lightning.bundle import BundleError
-    from deepfake_lightning.checkpoints import CheckpointError
+    from deepfake_lightning.bundle import BundleError  # CheckpointError is one
     from deepfake_lightning.data.index import DatasetLayoutError
 
-    return isinstance(err, (CheckpointError, DatasetLayoutError, BundleError))
+    return isinstance(err, (DatasetLayoutError, BundleError))
 
 
 def _record_failure(output_dir: Path, err: BaseException) -> None:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torchmetrics.functional.classification import binary_auroc
 
-from deepfake_lightning.checkpoints import load_detector_module
+from deepfake_lightning.bundle import open_model
 from deepfake_lightning.data.dataset import ImageDataset
 from deepfake_lightning.data.transforms import build_eval_transform
 from deepfake_lightning.models import build_detector
@@ -152,7 +152,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     ckpt = args.run_dir / "checkpoints" / "best.ckpt"
     if args.mode == "checkpoint":
-        module = load_detector_module(ckpt)
+        module = open_model(ckpt, calibration=None).module
         samples = split_samples(args.run_dir, "valid", args.n)
         features = backbone_features(module.net, samples, dict(module.hparams["preprocessing"]))
         labels = torch.tensor([y for _, y in samples])
@@ -166,7 +166,7 @@ def main() -> None:
             }
         )
     else:
-        preprocessing = dict(load_detector_module(ckpt).hparams["preprocessing"]) if ckpt.is_file() else {}
+        preprocessing = dict(open_model(ckpt, calibration=None).preprocessing) if ckpt.is_file() else {}
         if args.image_size:
             preprocessing["image_size"] = args.image_size
         backbone = {"weights": "IMAGENET1K_V1", "freeze_first_n": 156}
