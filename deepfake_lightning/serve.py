@@ -6,13 +6,14 @@ import ipaddress
 import logging
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from deepfake_lightning.inference.backends import TorchBackend
 from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServiceSettings
+from deepfake_lightning.utils.config_schema import plain, unknown_key
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
@@ -20,15 +21,34 @@ from deepfake_lightning.utils.task import run_task
 log = logging.getLogger(__name__)
 
 
+DETECTOR_KEYS = (
+    "ckpt_path",
+    "ensemble",
+    "backend",
+    "device",
+    "calibration",
+    "threshold",
+    "face_crop",
+    "min_size",
+    "onnx_sessions",
+    "torch_replicas",
+)
+RUN_KEYS = ("task_name", "paths", "hydra", "host", "port", "log_level")
+
+
 def settings_from_config(cfg: DictConfig) -> ServiceSettings:
-    values = OmegaConf.to_container(cfg, resolve=True)
+    """The service's settings from the serve config; a key that is neither a setting of the service, of the
+    detector nor of the run is refused with the nearest known name (as the data, model and trainer schemas do)."""
+    values = plain(cfg)
     assert isinstance(values, dict)
     if values.get("api_key") == "":
         values["api_key"] = None
-    try:
-        return ServiceSettings.from_mapping({str(k): v for k, v in values.items()})
-    except (TypeError, ValueError) as err:
-        raise ConfigError(str(err)) from None
+    fields = ServiceSettings.model_fields
+    known = [*fields, *DETECTOR_KEYS, *RUN_KEYS]
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(unknown_key(str(key), value, known))
+    return ServiceSettings.check({k: v for k, v in values.items() if k in fields and v is not None})
 
 
 def torch_per_core(detector: BaseDetector, replicas: Any) -> int:

@@ -104,6 +104,22 @@ def test_settings_are_checked() -> None:
         ServiceSettings(max_batch_size=0)
 
 
+def test_serve_config_refuses_unknown_keys_and_checks_types() -> None:
+    """The service's settings go through the config schema: an unknown key (a typo a config file or `+key=`
+    can bring in) is named with the nearest known one instead of being dropped; types are strict."""
+    from omegaconf import OmegaConf
+
+    from deepfake_lightning.serve import settings_from_config
+    from deepfake_lightning.utils.config_schema import ConfigError
+
+    base = {"ckpt_path": "m.ckpt", "host": "127.0.0.1", "port": 8000, "max_upload_bytes": 1000}
+    assert settings_from_config(OmegaConf.create(base)).max_upload_bytes == 1000
+    with pytest.raises(ConfigError, match=r"max_upload_byte=5: unknown key; did you mean max_upload_bytes\?"):
+        settings_from_config(OmegaConf.create({**base, "max_upload_byte": 5}))
+    with pytest.raises(ConfigError, match="explain='yes': expected true or false"):
+        settings_from_config(OmegaConf.create({**base, "explain": "yes"}))
+
+
 def test_gradcam_overlay_for_a_model_without_an_attention_map(detector: Detector) -> None:
     from deepfake_lightning.inference import explain
 

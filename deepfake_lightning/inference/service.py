@@ -307,11 +307,10 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
 
     @v1.get("/model")
     def model() -> dict[str, Any]:
-        limits = {k: v for k, v in vars(settings).items() if k not in ("api_key", "cors_origins")}
         return {
             "model": _public(detector.describe()),
             "card": card,
-            "limits": limits,
+            "limits": settings.public(),
             "version": package_version(),
         }
 

@@ -1,62 +1,69 @@
-"""Limits and switches of the HTTP service, validated once at start-up."""
+"""Limits and switches of the HTTP service, validated once at start-up by the config schema (unknown keys refused).
+
+`ServiceSettings` is what the app (`create_app`) enforces. It is a `Settings` of `utils/config_schema.py`: strict types, ranges declared once, one line naming the key when a value is wrong.
+docs/reliability.md ("Threats and limits") says which attack each limit answers.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar
+
+from pydantic import ConfigDict, Field
 
 from deepfake_lightning.data.images import MAX_PIXELS
+from deepfake_lightning.utils.config_schema import Settings, _holds
 
 MIB = 1 << 20
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers on top of the file bytes
 SMALL_BODY = 64 * 1024  # every route that takes no upload (the page, /v1/model, /health)
 
 
-@dataclass(frozen=True)
-class ServiceSettings:
-    max_upload_bytes: int = 10 * MIB  # one image
-    max_video_bytes: int = 100 * MIB  # one video
-    max_pixels: int = MAX_PIXELS  # decoded size guard (decompression bombs)
-    max_batch_files: int = 16
-    api_key: str | None = None  # when set, /v1/* needs header X-API-Key
-    cors_origins: tuple[str, ...] = field(default_factory=tuple)  # empty: no CORS headers at all
-    video_num_frames: int = 16
-    video_max_frames: int = 64
-    video_batch_size: int = 16
-    video_top_k: int = 5
-    video_max_frame_pixels: int = 3840 * 2160  # per decoded frame, judged from the stream header: 413 above
-    video_timeout_s: float = 60.0  # wall-clock cap on decoding one upload: 413 past it
-    video_concurrency: int = 1  # videos decoded at once; more wait (decoding takes a core each)
-    body_timeout_s: float = 60.0  # the whole request body must arrive within this: 408 (slow clients)
-    max_batch_size: int = 16  # dynamic batching: concurrent images scored as one batch of up to N; 1 = serial
-    batch_wait_ms: float = 5.0  # how long a batch waits for more requests after the first one arrives
-    explain: bool = True  # `?explain=true` may ask for the face crop and attention / Grad-CAM overlay
+def _count(default: int, what: str = "an integer >= 1") -> Any:
+    return Field(default, ge=1, description=what)
 
-    def __post_init__(self) -> None:
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if item.type == "int" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{item.name}={value!r}: expected an integer >= 1")
-            if item.type == "float" and (
-                not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0
-            ):
-                raise ValueError(f"{item.name}={value!r}: expected a number >= 0")
-            if item.type == "bool" and not isinstance(value, bool):
-                raise ValueError(f"{item.name}={value!r}: expected true or false")
-        for name in ("video_timeout_s", "body_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)!r}: expected a number of seconds > 0")
-        if self.api_key is not None and (not isinstance(self.api_key, str) or len(self.api_key) < 8):
-            raise ValueError("api_key: expected null or a string of at least 8 characters")
 
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> ServiceSettings:
-        """Keep only known keys (a config node may hold host, port...); lists become tuples."""
-        known = {item.name for item in fields(cls)}
-        kwargs = {k: v for k, v in values.items() if k in known and v is not None}
-        if "cors_origins" in kwargs:
-            kwargs["cors_origins"] = tuple(kwargs["cors_origins"])
-        return cls(**kwargs)
+def _seconds(default: float) -> Any:
+    return Field(default, gt=0, description="a number of seconds > 0")
+
+
+HostNames = Annotated[Sequence[str], _holds(lambda v: all(isinstance(h, str) and h.strip() for h in v))]
+
+
+class ServiceSettings(Settings):
+    """What the app enforces on every request; the defaults are `conf/serve.yaml`'s."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    max_upload_bytes: int = _count(10 * MIB)  # one image
+    max_video_bytes: int = _count(100 * MIB)  # one video
+    max_pixels: int = _count(
+        MAX_PIXELS
+    )  # decoded size of one image, judged from its header (decompression bombs)
+    max_batch_files: int = _count(16)
+    api_key: Annotated[str, _holds(lambda v: len(v) >= 8)] | None = Field(
+        None, description="null or a string of at least 8 characters"
+    )  # when set, /v1/* needs header X-API-Key (checked on the headers, before any body byte)
+    cors_origins: HostNames = Field((), description="a list of origins")  # empty: no CORS headers at all
+    allowed_hosts: HostNames = Field(
+        (), description="a list of host names"
+    )  # Host header allowlist; empty: any
+    video_num_frames: int = _count(16)
+    video_max_frames: int = _count(64)
+    video_batch_size: int = _count(16)
+    video_top_k: int = _count(5)
+    video_max_frame_pixels: int = _count(3840 * 2160)  # per decoded frame, judged from the stream header: 413
+    video_timeout_s: float = _seconds(60.0)  # wall-clock cap on decoding one upload: 413 past it
+    video_concurrency: int = _count(1)  # videos decoded at once; more wait (decoding takes a core each)
+    body_timeout_s: float = _seconds(
+        60.0
+    )  # the whole request body must arrive within this: 408 (slow clients)
+    max_batch_size: int = _count(
+        16
+    )  # dynamic batching: concurrent images scored as one batch of up to N; 1 = serial
+    batch_wait_ms: float = Field(5.0, ge=0, description="a number >= 0")  # a batch waits this long for more
+    explain: bool = Field(True, description="true or false")  # `?explain=true` may ask for crop and overlay
+
+    config_key: ClassVar[str] = ""
 
     def body_limits(self) -> dict[str, tuple[int, str]]:
         """Request path -> (largest body accepted, what that limit is), counted on the byte stream."""
@@ -72,3 +79,7 @@ class ServiceSettings:
     def request_limit(self) -> int:
         """Largest body any endpoint accepts (multipart overhead included)."""
         return max(limit for limit, _ in self.body_limits().values()) + FORM_OVERHEAD
+
+    def public(self) -> dict[str, Any]:
+        """The limits `/v1/model` shows: everything but the key and the origin and host lists."""
+        return self.model_dump(exclude={"api_key", "cors_origins", "allowed_hosts"})
