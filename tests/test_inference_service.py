@@ -99,7 +99,8 @@ def test_bad_uploads_are_4xx_json(client: TestClient, data: bytes, status: int, 
 
 def test_missing_field_and_wrong_method(client: TestClient) -> None:
     assert client.post("/v1/predict", files={"image": ("x.png", GOOD, "image/png")}).status_code == 422
-    assert client.post("/v1/predict", content=GOOD, headers={"content-type": "image/png"}).status_code == 422
+    not_a_form = client.post("/v1/predict", content=GOOD, headers={"content-type": "image/png"})
+    assert not_a_form.status_code == 415 and "expected multipart/form-data" in not_a_form.json()["detail"]
     assert client.get("/v1/predict").status_code == 405
 
 

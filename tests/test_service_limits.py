@@ -4,7 +4,6 @@ or not, nothing spooled to disk), the body deadline for slow clients, and video 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import threading
@@ -21,12 +20,12 @@ from deepfake_lightning.inference.server_process import ServerProcess
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServiceSettings
 from tests.fixtures_inference import face_like_image, write_video
+from tests.raw_http import BOUNDARY, part_head, read_answer, request_head, status_and_body
 from tests.test_inference_service import png_bytes
 
 pytest_plugins = ("tests.fixtures_inference",)
 
 LIMIT = 200_000  # max_upload_bytes of the server under test: below Starlette's 1 MB spool threshold
-BOUNDARY = "limitsboundary"
 GOOD = png_bytes(face_like_image(40, size=80))
 
 
@@ -52,45 +51,12 @@ def _spooled(pid: int, spool: Path) -> list[str]:
     return sorted(p.name for p in spool.iterdir()) + held
 
 
-def _request_head(port: int, path: str, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", *(f"{k}: {v}" for k, v in headers.items())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def _part_head(name: str = "big.jpg") -> bytes:
-    return (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode()
-
-
-def _status_and_body(raw: bytes) -> tuple[int, dict]:
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    if b"transfer-encoding: chunked" in head.lower():  # one chunk is all a JSON error needs
-        body = body.split(b"\r\n", 1)[1].rsplit(b"\r\n0\r\n", 1)[0]
-    return status, json.loads(body[: body.rfind(b"}") + 1])
-
-
-def _read_answer(sock: socket.socket, timeout: float) -> bytes:
-    sock.settimeout(timeout)
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-            if b"\r\n\r\n" in data and data.rstrip().endswith(b"}"):
-                break
-    except (TimeoutError, ConnectionResetError):
-        pass
-    return data
-
-
 def test_chunked_upload_is_cut_at_the_limit_before_anything_is_spooled(server) -> None:
     """5 MB sent chunked (no Content-Length) in 32 KB chunks: the 413 arrives after about LIMIT bytes, while
     the client is still sending, and at no point does the server hold a file in its TMPDIR."""
     running, spool = server
     assert _spooled(running.pid, spool) == []
-    head = _request_head(
+    head = request_head(
         running.port,
         "/v1/predict",
         {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", "Transfer-Encoding": "chunked"},
@@ -98,7 +64,7 @@ def test_chunked_upload_is_cut_at_the_limit_before_anything_is_spooled(server) -
     chunk = b"\0" * 32768
     sent, answer, seen = 0, b"", []
     with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
-        sock.sendall(head + b"%x\r\n%s\r\n" % (len(_part_head()), _part_head()))
+        sock.sendall(head + b"%x\r\n%s\r\n" % (len(part_head()), part_head()))
         sock.setblocking(False)
         for _ in range(160):  # 5 MB
             try:
@@ -115,8 +81,8 @@ def test_chunked_upload_is_cut_at_the_limit_before_anything_is_spooled(server) -
             if answer:
                 break
         sock.setblocking(True)
-        answer += _read_answer(sock, 10)
-    status, body = _status_and_body(answer)
+        answer += read_answer(sock, 10)
+    status, body = status_and_body(answer)
     assert status == 413 and "larger than the limit of 200000 bytes" in body["detail"], body
     assert sent < 1_000_000, f"the server read {sent} bytes before refusing"
     assert seen == [] and _spooled(running.pid, spool) == []
@@ -125,14 +91,14 @@ def test_chunked_upload_is_cut_at_the_limit_before_anything_is_spooled(server) -
 
 def test_content_length_over_the_limit_is_refused_before_the_body(server) -> None:
     running, spool = server
-    head = _request_head(
+    head = request_head(
         running.port,
         "/v1/predict",
         {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", "Content-Length": str(10**9)},
     )
     with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
         sock.sendall(head)  # not one body byte
-        status, body = _status_and_body(_read_answer(sock, 10))
+        status, body = status_and_body(read_answer(sock, 10))
     assert status == 413 and "/v1/predict" in body["detail"]
     assert _spooled(running.pid, spool) == []
 
@@ -141,8 +107,8 @@ def test_slow_client_gets_408_and_does_not_hold_the_server(server) -> None:
     """A body trickled at 20 bytes a second gets 408 once body_timeout_s=2 has passed, long before it could
     finish, while another client is answered meanwhile."""
     running, _ = server
-    payload = _part_head("slow.png") + GOOD + f"\r\n--{BOUNDARY}--\r\n".encode()
-    head = _request_head(
+    payload = part_head("slow.png") + GOOD + f"\r\n--{BOUNDARY}--\r\n".encode()
+    head = request_head(
         running.port,
         "/v1/predict",
         {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", "Content-Length": str(len(payload))},
@@ -174,9 +140,9 @@ def test_slow_client_gets_408_and_does_not_hold_the_server(server) -> None:
                 time.sleep(0.1)
         elapsed = time.monotonic() - start
         sock.setblocking(True)
-        answer += _read_answer(sock, 10)
+        answer += read_answer(sock, 10)
         meanwhile.join(120)
-    status, body = _status_and_body(answer)
+    status, body = status_and_body(answer)
     assert status == 408 and "body_timeout_s=2" in body["detail"], body
     assert elapsed >= 1.9 and sent < len(payload) // 4, (elapsed, sent)
     assert other == [200]

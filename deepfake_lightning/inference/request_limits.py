@@ -9,7 +9,11 @@ trickled at one byte a second. This middleware does both in one pass over `recei
 - a `Content-Length` above the path's limit is refused before a single body byte is read;
 - without one (chunked), bytes are counted as they arrive and the request is refused the moment the count
   passes the limit, so Starlette's multipart parser never holds (or spools to disk) more than the limit;
-- the whole body must arrive within `body_timeout_s`, else 408.
+- the whole body must arrive within `body_timeout_s`, else 408;
+- an answer sent before the whole body was read (any status: a 413, 408 or 401, but also a 200 from `/health`
+  to a request that came with a body) says `Connection: close`, so uvicorn closes the socket after it instead of
+  reading and discarding the rest of the body for as long as the client sends. The kernel answers a client that
+  keeps sending with a reset, as nginx does once its lingering time is over.
 """
 
 from __future__ import annotations
@@ -29,15 +33,31 @@ class BodyRefused(HTTPException):
     """Raised from `receive`: an HTTPException so FastAPI's form parsing passes it on as it is (not as a 400)."""
 
 
-async def send_json(send: Send, status: int, detail: str) -> None:
+CLOSE = (b"connection", b"close")
+
+
+async def send_json(
+    send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """A refusal in the service's contract (JSON `{"detail": ...}`); the body it answers is never read, so the
+    connection is closed after it."""
     body = json.dumps({"detail": detail}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),  # the rest of the body is never read: the connection cannot be reused
+        CLOSE,
+        *(extra or []),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _has_body(scope: Scope) -> bool:
+    """A request whose head announces a body: a non-zero Content-Length or any Transfer-Encoding (chunked)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+            return True
+    return False
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -70,7 +90,7 @@ class RequestLimitsMiddleware:
             await send_json(send, 413, too_large)
             return
         deadline = time.monotonic() + self.body_timeout_s
-        received, body_done, started = 0, False, False
+        received, body_done, started = 0, not _has_body(scope), False
 
         async def limited_receive() -> Message:
             nonlocal received, body_done
@@ -95,7 +115,10 @@ class RequestLimitsMiddleware:
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if not body_done and CLOSE not in message.get("headers", ()):
+                    message = {**message, "headers": [*message.get("headers", ()), CLOSE]}
             await send(message)
 
         try:

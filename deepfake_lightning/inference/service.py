@@ -1,18 +1,17 @@
 """FastAPI app around any detector: `create_app(detector, settings)`; `deepfake_lightning.serve` runs it.
 
 Every client mistake (no file, empty, random bytes, truncated, too big, too many pixels, too small, wrong key,
-too slow) is a 4xx with a JSON `{"detail": ...}`; a 5xx only ever means a server fault. Body size and body
-deadline are enforced on the byte stream (`request_limits.py`). Images of concurrent requests are decoded in
-parallel and scored in dynamic batches (`batching.py`); videos are decoded outside the model, their frames
-scored through the same batches. `max_batch_size=1` keeps the previous path (one request at a time through one
+too slow) is a 4xx with a JSON `{"detail": ...}`; a 5xx only ever means a server fault. The API key, route,
+method and content type are checked on the request head (`upload_guard.py`), body size and deadline on the byte
+stream (`request_limits.py`); `middleware.py` orders those layers. Images of concurrent requests are decoded in
+parallel and scored in dynamic batches (`batching.py`); videos are decoded outside the model, their frames scored
+through the same batches. `max_batch_size=1` keeps the previous path (one request at a time through one
 lock) as the baseline the load test compares against. The page at `/` is plain HTML/JS from `web/`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import logging
 import tempfile
 import threading
 import time
@@ -22,10 +21,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import torch
-from fastapi import APIRouter, Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, HTTPException, Query, Security, UploadFile
 from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
+from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
@@ -35,8 +34,8 @@ from deepfake_lightning.inference import explain as explaining
 from deepfake_lightning.inference.batching import DynamicBatcher
 from deepfake_lightning.inference.detector import BaseDetector, label_of, stack_inputs
 from deepfake_lightning.inference.inputs import ImageTooLargeError, decode_image_bytes
+from deepfake_lightning.inference.middleware import install_middleware
 from deepfake_lightning.inference.model_card import model_card
-from deepfake_lightning.inference.request_limits import RequestLimitsMiddleware
 from deepfake_lightning.inference.settings import ServiceSettings
 from deepfake_lightning.inference.video_predict import VideoSummary, predict_frames
 from deepfake_lightning.inference.video_source import (
@@ -48,7 +47,6 @@ from deepfake_lightning.inference.video_source import (
     iter_frames,
 )
 
-log = logging.getLogger(__name__)
 READ_CHUNK = 1 << 16
 PATH_KEYS = ("source", "calibration_source", "manifest")
 WEB = resources.files("deepfake_lightning.inference") / "web"
@@ -270,29 +268,11 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
         description="p_fake (calibrated probability that a face image is fake) and a label at the model's threshold.",
     )
     app.state.scorer = scorer
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"],
-            allow_headers=["X-API-Key", "Content-Type"],
-        )
-    app.add_middleware(
-        RequestLimitsMiddleware, limits=settings.body_limits(), body_timeout_s=settings.body_timeout_s
-    )
+    install_middleware(app, settings)
+    # the key is checked on the request head by `upload_guard.py`; this declares it in the OpenAPI schema
+    key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's API key, if set")
 
-    @app.exception_handler(Exception)
-    async def server_fault(request: Request, err: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
-        return JSONResponse({"detail": f"internal error ({err.__class__.__name__})"}, status_code=500)
-
-    def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
-        if settings.api_key is None:
-            return
-        if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), settings.api_key.encode()):
-            raise HTTPException(401, "missing or invalid X-API-Key header")
-
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+    v1 = APIRouter(prefix="/v1", dependencies=[Security(key_header)])
 
     @app.get("/", include_in_schema=False)
     def page() -> HTMLResponse:
