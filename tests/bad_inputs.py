@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from deepfake_lightning.inference.loadtest import png_claiming
+from tests.hostile_files import eps_file, jpeg_in_tiff, jpeg_scan_bomb
 
 # what each consumer does with a file
 LOAD, SKIP, IGNORED = (
@@ -164,6 +165,17 @@ _FILE_KINDS: list[tuple[str, str, Callable[[], bytes], str, str, int, str]] = [
         413,
         "30000x30000|exceeds|bomb",
     ),
+    (
+        "JPEG with 600 scans (scan bomb)",
+        "scan_bomb.jpg",
+        lambda: jpeg_scan_bomb(GOOD_SIZE, 600),
+        SKIP,
+        ERROR,
+        422,
+        "more than 500 scans",
+    ),
+    ("JPEG-compressed TIFF", "jpeg_in.tif", jpeg_in_tiff, SKIP, ERROR, 422, "JPEG-compressed TIFF"),
+    ("EPS (PostScript) named .jpg", "postscript.jpg", eps_file, SKIP, ERROR, 422, "accepted format"),
     ("EXIF-rotated JPEG", "exif_rotated.jpg", _exif_rotated, LOAD, SCORE, 200, ""),
     ("animated GIF", "animated.gif", _animated_gif, LOAD, SCORE, 200, ""),
     ("WebP", "image.webp", _webp, LOAD, SCORE, 200, ""),

@@ -69,3 +69,31 @@ def test_png_and_unknown_decoder(tmp_path: Path) -> None:
     assert load_rgb(png, decoder="auto")[0, 0].tolist() == [1, 2, 3]
     with pytest.raises(ValueError, match="data.decoder"):
         load_rgb(png, decoder="turbo")
+
+
+@pytest.mark.parametrize("decoder", ["auto", "pil", "simplejpeg"])
+def test_a_jpeg_scan_bomb_is_refused_before_any_decoder_runs(tmp_path: Path, decoder: str) -> None:
+    """The scan limit holds whichever decoder is asked for (the fast path hands the file to PIL's, which
+    refuses it with the reason); a normal progressive JPEG is far below it."""
+    from deepfake_lightning.data.decode_limits import MAX_JPEG_SCANS, jpeg_scans
+    from tests.hostile_files import jpeg_scan_bomb
+
+    bomb = tmp_path / "bomb.jpg"
+    bomb.write_bytes(jpeg_scan_bomb(64, MAX_JPEG_SCANS + 1))
+    with pytest.raises(BadImageError, match=f"bomb.jpg: JPEG with more than {MAX_JPEG_SCANS} scans"):
+        load_rgb(bomb, decoder=decoder)
+    at_limit = tmp_path / "many_scans.jpg"
+    at_limit.write_bytes(jpeg_scan_bomb(64, MAX_JPEG_SCANS))
+    assert load_rgb(at_limit, decoder=decoder).shape == (64, 64, 3)
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (9, 99, 199)).save(buffer, "JPEG", progressive=True)
+    assert jpeg_scans(buffer.getvalue()) == 10  # libjpeg's default progression for a colour image
+
+
+def test_rgb_array_converts_large_images_band_by_band_to_the_same_pixels() -> None:
+    from deepfake_lightning.data.images import BAND_PIXELS, rgb_array, to_rgb
+
+    side = int(BAND_PIXELS**0.5) + 300  # more pixels than one band: the banded path
+    array = np.random.default_rng(0).integers(0, 256, (side, side + 7, 3), dtype=np.uint8)
+    for image in (Image.fromarray(array), Image.fromarray(array).convert("P")):
+        assert np.array_equal(rgb_array(image), np.asarray(to_rgb(image.copy())))

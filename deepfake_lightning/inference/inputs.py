@@ -6,7 +6,6 @@ File paths go through `data.images.load_rgb` and PIL images through `to_rgb`, ex
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from collections.abc import Sequence
@@ -16,16 +15,22 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from deepfake_lightning.data.images import MAX_PIXELS, BadImageError, is_image_file, load_rgb, to_rgb
+from deepfake_lightning.data.decode_limits import FORMAT_NAMES
+from deepfake_lightning.data.images import (
+    MAX_PIXELS,
+    BadImageError,
+    ImageTooLargeError,
+    is_image_file,
+    load_rgb,
+    open_bounded,
+    rgb_array,
+    to_rgb,
+)
 
 DEFAULT_MIN_SIZE = 64
 """Too-small policy: images whose shorter side is below this many pixels are refused, never upscaled."""
 
 ImageInput = str | Path | Image.Image | np.ndarray | bytes
-
-
-class ImageTooLargeError(BadImageError):
-    """More pixels than the configured limit (decompression-bomb guard); the service answers 413."""
 
 
 class ImageTooSmallError(BadImageError):
@@ -45,25 +50,34 @@ def check_min_size(image: np.ndarray, min_size: int, name: str) -> None:
 
 
 def decode_image_bytes(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode an in-memory image (an upload); size is checked from the header before any pixel is decoded."""
+    """Decode an in-memory image (an upload); size, format and JPEG scans are checked from the header before any
+    pixel is decoded (`data/decode_limits.py`)."""
+    return decode_opened(open_upload(data, name, max_pixels), name)
+
+
+def open_upload(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The header of an upload, checked (`open_bounded`); nothing decoded yet. Every failure is a `BadImageError`
+    naming the upload (`ImageTooLargeError` for the pixel cap)."""
     if not data:
         raise BadImageError(f"{name}: empty file")
     try:
-        image = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as err:
-        raise ImageTooLargeError(f"{name}: {err}") from None
+        return open_bounded(data, name, max_pixels)
+    except BadImageError:
+        raise
     except UnidentifiedImageError:
-        raise BadImageError(f"{name}: not an image in a format PIL can read ({len(data)} bytes)") from None
+        raise BadImageError(
+            f"{name}: not an image in an accepted format ({FORMAT_NAMES}; {len(data)} bytes)"
+        ) from None
     except Exception as err:  # SyntaxError, ValueError... from a damaged header
         raise BadImageError(f"{name}: not a readable image ({err.__class__.__name__}: {err})") from None
+
+
+def decode_opened(image: Image.Image, name: str) -> np.ndarray:
+    """Decode an image `open_upload` opened, to HxWx3 uint8; the image is closed after."""
     with image:
-        if image.width * image.height > max_pixels:
-            raise ImageTooLargeError(
-                f"{name}: {image.width}x{image.height} pixels exceeds the limit of {max_pixels} pixels"
-            )
         try:
             image.load()
-            return np.asarray(to_rgb(image), dtype=np.uint8)
+            return rgb_array(image)
         except Exception as err:  # truncated data, broken chunks, DecompressionBombError on frames
             raise BadImageError(f"{name}: cannot decode image ({err.__class__.__name__}: {err})") from None
 
