@@ -105,7 +105,8 @@ def test_missing_field_and_wrong_method(client: TestClient) -> None:
 
 
 def test_content_length_over_the_request_limit_is_refused_early(client: TestClient) -> None:
-    response = client.post("/v1/predict", content=b"x", headers={"content-length": str(10**9)})
+    form = {"content-type": "multipart/form-data; boundary=x", "content-length": str(10**9)}
+    response = client.post("/v1/predict", content=b"x", headers=form)
     assert response.status_code == 413
 
 
@@ -125,7 +126,10 @@ def test_video_upload(client: TestClient, tmp_path: Path) -> None:
     clip = write_video(tmp_path / "clip.mp4", frames=12).read_bytes()
     body = client.post("/v1/predict/video", files={"file": ("clip.mp4", clip, "video/mp4")}).json()
     assert body["summary"]["frames_scored"] == 4 and len(body["frames"]) == 4
-    bad = client.post("/v1/predict/video", files={"file": ("bad.mp4", b"\0" * 500, "video/mp4")})
+    unknown = client.post("/v1/predict/video", files={"file": ("bad.mp4", b"\0" * 500, "video/mp4")})
+    assert unknown.status_code == 415 and "bad.mp4: not a video container" in unknown.json()["detail"]
+    damaged = b"\0\0\0\x18ftypmp42" + b"\0" * 500  # an MP4's first box, then nothing of use
+    bad = client.post("/v1/predict/video", files={"file": ("bad.mp4", damaged, "video/mp4")})
     assert bad.status_code == 422 and "bad.mp4" in bad.json()["detail"]
     assert ".video" not in bad.json()["detail"]  # the server's temporary path is not leaked
 

@@ -1,18 +1,24 @@
 """The service probed as a stranger would probe it (issue 22), against a real uvicorn process over a real socket:
-every check that can be made on the request head is made before a body byte is read, and an answer that leaves a
-body unread closes the connection, whatever its status."""
+every check that can be made on the request head is made before a body byte is read; an answer that leaves a body
+unread closes the connection, whatever its status; decoding is bounded in time and memory, and stops when the
+client leaves; an upload is never opened as a playlist. The hostile files are generated (`tests/hostile_files.py`).
+"""
 
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from deepfake_lightning.inference.server_process import ServerProcess
-from tests.fixtures_inference import face_like_image
+from deepfake_lightning.inference.server_process import ServerProcess, peak_rss_bytes
+from tests.fixtures_inference import face_like_image, save_image, write_video
+from tests.hostile_files import ffconcat, flat_png, hls_playlist, jpeg_scan_bomb
 from tests.raw_http import (
     MULTIPART,
     chunk,
@@ -36,15 +42,34 @@ FRAME = chunk(b"\0" * 65536)  # one 64 KiB chunk of a chunked body, sent over an
 FEW_MIB = 24 << 20  # what loopback socket buffers can hold before the sender blocks (tcp_rmem max is 32 MiB)
 
 
+LARGE = (4000, 3000)  # a 12-megapixel flat PNG: ~40 KB uploaded, ~84 MB held while decoded (7 bytes a pixel)
+DECODE_PIXELS = 25_000_000  # the test server decodes two of them at a time
+
+
 @pytest.fixture(scope="module")
-def server(tiny_ckpt: Path) -> Iterator[ServerProcess]:
+def server_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's TMPDIR, holding a face image an upload might try to make it read."""
+    folder = tmp_path_factory.mktemp("server_tmp")
+    save_image(folder / "face.jpg", face_like_image(42, size=96))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(tiny_ckpt: Path, server_tmp: Path) -> Iterator[ServerProcess]:
     overrides = [
         f"max_upload_bytes={LIMIT}",
         "body_timeout_s=2",
         f"cors_origins=[{ORIGIN}]",
+        "max_pixels=13000000",
+        f"decode_pixels={DECODE_PIXELS}",
     ]
-    with ServerProcess(tiny_ckpt, overrides, env={"DEEPFAKE_API_KEY": KEY}) as running:
+    env = {"DEEPFAKE_API_KEY": KEY, "TMPDIR": str(server_tmp)}
+    with ServerProcess(tiny_ckpt, overrides, env=env) as running:
         yield running
+
+
+def _post(server: ServerProcess, path: str, files: list | dict, timeout: float = 120) -> httpx.Response:
+    return httpx.post(server.url + path, files=files, headers={"X-API-Key": KEY}, timeout=timeout)
 
 
 def _connect(server: ServerProcess) -> socket.socket:
@@ -148,3 +173,115 @@ def test_cors_headers_are_on_refusals_too(server: ServerProcess) -> None:
             answer = read_answer(sock, 10)
         assert status_and_body(answer)[0] == status
         assert response_headers(answer)["access-control-allow-origin"] == ORIGIN, answer[:400]
+
+
+# --- decoding with bounds ---------------------------------------------------------------------------------------
+
+
+def test_jpeg_scan_bomb_is_refused_within_a_second_of_cpu(server: ServerProcess) -> None:
+    """2000x2000 pixels with 2,000 scans (under max_pixels, 300 KB): decoding it costs seconds of CPU, one more
+    walk over every block per scan. It is refused from its markers, before any decoder runs."""
+    bomb = jpeg_scan_bomb(2000, 2000)
+    before = server.cpu_seconds()
+    response = _post(server, "/v1/predict", {"file": ("bomb.jpg", bomb)})
+    spent = server.cpu_seconds() - before
+    assert response.status_code == 422, response.text
+    assert "more than 500 scans" in response.json()["detail"] and spent < 1.0, (response.text, spent)
+    batch = _post(server, "/v1/predict/batch", [("files", ("bomb.jpg", bomb)), ("files", ("ok.png", GOOD))])
+    assert [("error" in p, "p_fake" in p) for p in batch.json()["predictions"]] == [
+        (True, False),
+        (False, True),
+    ]
+
+
+def test_memory_stays_bounded_under_concurrent_large_pngs(server: ServerProcess) -> None:
+    """24 uploads of a 12-megapixel PNG at once (each ~84 MB decoded, ~2 GB together): at most
+    `decode_pixels` are decoded at a time, so the server's peak RSS grows by well under 7 bytes x decode_pixels
+    plus slack. (The full-size measurement, 24 x 49 megapixels, is `docs/reliability.md`'s command.)"""
+    png = flat_png(*LARGE)
+    before = server.rss_bytes()
+    peak_rss_bytes(server.pid, reset=True)
+    with ThreadPoolExecutor(24) as pool:
+        answers = list(
+            pool.map(lambda i: _post(server, "/v1/predict", {"file": (f"{i}.png", png)}), range(24))
+        )
+    grown = (peak_rss_bytes(server.pid) or 0) - (before or 0)
+    assert [a.status_code for a in answers] == [200] * 24, answers[0].text
+    assert grown < 12 * DECODE_PIXELS + 150 * 2**20, f"peak RSS grew by {grown / 2**20:.0f} MiB"
+
+
+def test_a_request_over_max_request_pixels_is_refused_before_decoding(server: ServerProcess) -> None:
+    many = [("files", (f"{i}.png", flat_png(3600, 3600))) for i in range(16)]  # 207 megapixels
+    before = server.cpu_seconds()
+    response = _post(server, "/v1/predict/batch", many)
+    assert response.status_code == 413 and "max_request_pixels=200000000" in response.json()["detail"]
+    assert server.cpu_seconds() - before < 1.0
+
+
+def test_work_stops_when_the_client_disconnects(server: ServerProcess) -> None:
+    """A batch of 16 large PNGs costs seconds of decoding; a client that sends it and leaves costs a fraction:
+    the decodes waiting for the pixel budget never start."""
+    files = [("files", (f"{i}.png", flat_png(*LARGE))) for i in range(16)]
+    before = server.cpu_seconds()
+    assert _post(server, "/v1/predict/batch", files).status_code == 200
+    full = server.cpu_seconds() - before
+    request = httpx.Request("POST", server.url + "/v1/predict/batch", files=files, headers={"X-API-Key": KEY})
+    raw = request.method.encode() + b" /v1/predict/batch HTTP/1.1\r\n"
+    raw += b"".join(k.encode() + b": " + v.encode() + b"\r\n" for k, v in request.headers.items())
+    before = server.cpu_seconds()
+    with _connect(server) as sock:
+        sock.sendall(raw + b"\r\n" + request.read())
+        time.sleep(0.3)
+    cut = _settled_cpu(server) - before
+    assert cut < full / 2, f"{cut:.2f} s of CPU after the client left, {full:.2f} s for the whole request"
+
+
+def _settled_cpu(server: ServerProcess, quiet_s: float = 1.5, max_s: float = 60) -> float:
+    """The server's CPU time once it has stopped using any for `quiet_s`."""
+    last, still_since, start = server.cpu_seconds(), time.monotonic(), time.monotonic()
+    while time.monotonic() - still_since < quiet_s and time.monotonic() - start < max_s:
+        time.sleep(0.2)
+        now = server.cpu_seconds()
+        if now - last > 0.02:
+            last, still_since = now, time.monotonic()
+    return last
+
+
+# --- videos -----------------------------------------------------------------------------------------------------
+
+
+def test_playlists_and_indirections_are_refused_before_ffmpeg_opens_them(server: ServerProcess) -> None:
+    """An ffconcat list naming a file in the server's TMPDIR was decoded and scored (200); now every upload that
+    is not one of the allowed containers is a 415 before FFmpeg sees it, with the same message whether the file
+    it names exists or not."""
+    uploads = {
+        "present.ffconcat": ffconcat("face.jpg"),
+        "absent.ffconcat": ffconcat("no_such_file.jpg"),
+        "playlist.m3u8": hls_playlist("face.jpg"),
+        "frames.jpg": GOOD,
+        "subfile.txt": b"subfile,,start,0,end,0,,:face.jpg",
+    }
+    for name, data in uploads.items():
+        response = _post(server, "/v1/predict/video", {"file": (name, data)})
+        assert response.status_code == 415, (name, response.text)
+        assert response.json()["detail"] == (
+            f"{name}: not a video container this server opens; expected MP4/MOV, MKV/WebM, AVI"
+        )
+
+
+def test_the_allowed_containers_are_scored(server: ServerProcess, tmp_path: Path) -> None:
+    for suffix in (".mp4", ".mov", ".mkv", ".avi"):
+        clip = write_video(tmp_path / f"clip{suffix}", frames=8).read_bytes()
+        response = _post(server, "/v1/predict/video", {"file": (f"clip{suffix}", clip)})
+        assert response.status_code == 200 and response.json()["summary"]["frames_scored"] == 8, response.text
+
+
+def test_video_decoding_stops_at_the_stop_event(tmp_path: Path) -> None:
+    from deepfake_lightning.inference.video_source import Sampling, iter_frames
+
+    clip = write_video(tmp_path / "clip.mp4", frames=12)
+    stop = threading.Event()
+    frames = iter_frames(clip, Sampling(every_k=1), stop=stop)
+    assert next(frames).index == 0
+    stop.set()
+    assert list(frames) == []

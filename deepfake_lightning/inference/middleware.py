@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from deepfake_lightning.inference.disconnect import CancelOnDisconnect
 from deepfake_lightning.inference.request_limits import RequestLimitsMiddleware, send_json
 from deepfake_lightning.inference.settings import ServiceSettings
 from deepfake_lightning.inference.upload_guard import UploadGuard
@@ -68,5 +69,6 @@ def install_middleware(app: FastAPI, settings: ServiceSettings) -> None:
         Middleware(
             RequestLimitsMiddleware, limits=settings.body_limits(), body_timeout_s=settings.body_timeout_s
         ),
+        Middleware(CancelOnDisconnect),
     ]
     app.user_middleware[:0] = stack

@@ -52,7 +52,7 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
-def _has_body(scope: Scope) -> bool:
+def has_body(scope: Scope) -> bool:
     """A request whose head announces a body: a non-zero Content-Length or any Transfer-Encoding (chunked)."""
     for name, value in scope.get("headers", ()):
         if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
@@ -90,7 +90,7 @@ class RequestLimitsMiddleware:
             await send_json(send, 413, too_large)
             return
         deadline = time.monotonic() + self.body_timeout_s
-        received, body_done, started = 0, not _has_body(scope), False
+        received, body_done, started = 0, not has_body(scope), False
 
         async def limited_receive() -> Message:
             nonlocal received, body_done

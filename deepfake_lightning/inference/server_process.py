@@ -36,6 +36,27 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_bytes(pid: int, reset: bool = False) -> int | None:
+    """The most resident memory a process has held (VmHWM); `reset=True` first restarts the count from its
+    current RSS (`/proc/PID/clear_refs`, Linux >= 4.0, needs the right to write it), so a peak is measured
+    over a window. None where /proc is not available."""
+    try:
+        if reset:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 class ServerProcess:
     """`with ServerProcess(model) as server: httpx.get(server.url + "/health")`; stopped on exit."""
 
@@ -100,6 +121,9 @@ class ServerProcess:
 
     def rss_bytes(self) -> int | None:
         return rss_bytes(self.pid)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
 
     def log_tail(self, chars: int = 3000) -> str:
         try:

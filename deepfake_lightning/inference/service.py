@@ -26,17 +26,26 @@ from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.responses import HTMLResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 from pydantic import BaseModel
 
 from deepfake_lightning.bundle import package_version
-from deepfake_lightning.data.images import BadImageError
+from deepfake_lightning.data.images import BadImageError, ImageTooLargeError
 from deepfake_lightning.inference import explain as explaining
 from deepfake_lightning.inference.batching import DynamicBatcher
+from deepfake_lightning.inference.decode_budget import PixelBudget
 from deepfake_lightning.inference.detector import BaseDetector, label_of, stack_inputs
-from deepfake_lightning.inference.inputs import ImageTooLargeError, decode_image_bytes
+from deepfake_lightning.inference.disconnect import stop_event
+from deepfake_lightning.inference.inputs import decode_opened, open_upload
 from deepfake_lightning.inference.middleware import install_middleware
 from deepfake_lightning.inference.model_card import model_card
 from deepfake_lightning.inference.settings import ServiceSettings
+from deepfake_lightning.inference.video_containers import (
+    OPEN_OPTIONS,
+    SNIFF_BYTES,
+    UnsupportedContainerError,
+    sniff_container,
+)
 from deepfake_lightning.inference.video_predict import VideoSummary, predict_frames
 from deepfake_lightning.inference.video_source import (
     Frame,
@@ -105,13 +114,27 @@ class _Scorer:
             None if self.serial else DynamicBatcher(detector, settings.max_batch_size, settings.batch_wait_ms)
         )
         self.videos = threading.BoundedSemaphore(settings.video_concurrency)
+        self.pixels = PixelBudget(settings.decode_pixels)
 
-    def prepare(self, data: bytes, name: str) -> Prepared:
-        image = decode_image_bytes(data, name, self.settings.max_pixels)
+    async def prepare(self, data: bytes, name: str) -> Prepared:
+        """The header checked in a worker thread, then decoded and preprocessed once its pixels fit the budget."""
+        return await self.decode(
+            await run_in_threadpool(open_upload, data, name, self.settings.max_pixels), name
+        )
+
+    async def decode(self, image: Image.Image, name: str) -> Prepared:
+        try:
+            async with self.pixels.hold(image.width * image.height):
+                return await run_in_threadpool(self._decode_prepare, image, name)
+        finally:
+            image.close()
+
+    def _decode_prepare(self, image: Image.Image, name: str) -> Prepared:
+        array = decode_opened(image, name)
         if self.serial or self.crops_faces:  # OpenCV's cascade classifier is not safe across threads
             with self.lock:
-                return self.detector.preparer(image, name)
-        return self.detector.preparer(image, name)
+                return self.detector.preparer(array, name)
+        return self.detector.preparer(array, name)
 
     def score_serial(self, prepared: list[Prepared], attention: bool = False) -> Any:
         inputs = stack_inputs([tensors for tensors, _ in prepared])
@@ -130,7 +153,7 @@ class _Scorer:
         )
 
     async def one(self, data: bytes, name: str, attention: bool, explain: bool) -> PredictionOut:
-        prepared = await run_in_threadpool(self.prepare, data, name)
+        prepared = await self.prepare(data, name)
         tensors = prepared[0]
         if self.batcher is None:
             scores = await run_in_threadpool(self.score_serial, [prepared], attention or explain)
@@ -160,17 +183,43 @@ class _Scorer:
             return fn(*args)
 
     async def many(self, contents: list[bytes], names: list[str]) -> list[PredictionOut]:
-        """Each file decoded in parallel; an unreadable one gets `error`, the rest are scored together."""
+        """Every header read first: more than `max_request_pixels` in all is a 413 before any decode. Then each
+        file decoded in parallel (within the pixel budget); an unreadable one gets `error`, the rest are scored
+        together."""
         results: list[PredictionOut | None] = [None] * len(names)
 
-        async def prepare(i: int) -> Prepared | None:
+        def fail(i: int, err: Exception) -> None:
+            results[i] = PredictionOut(filename=names[i], error=str(err))
+
+        async def header(i: int) -> Image.Image | None:
             try:
-                return await run_in_threadpool(self.prepare, contents[i], names[i])
+                return await run_in_threadpool(open_upload, contents[i], names[i], self.settings.max_pixels)
             except (BadImageError, ValueError) as err:
-                results[i] = PredictionOut(filename=names[i], error=str(err))
+                fail(i, err)
                 return None
 
-        prepared = await asyncio.gather(*(prepare(i) for i in range(len(names))))
+        images = await asyncio.gather(*(header(i) for i in range(len(names))))
+        total = sum(image.width * image.height for image in images if image is not None)
+        if total > self.settings.max_request_pixels:
+            for image in images:
+                if image is not None:
+                    image.close()
+            raise HTTPException(
+                413,
+                f"{len(names)} files of {total} pixels in all; at most "
+                f"max_request_pixels={self.settings.max_request_pixels} per request",
+            )
+
+        async def prepare(i: int, image: Image.Image | None) -> Prepared | None:
+            if image is None:
+                return None
+            try:
+                return await self.decode(image, names[i])
+            except (BadImageError, ValueError) as err:
+                fail(i, err)
+                return None
+
+        prepared = await asyncio.gather(*(prepare(i, image) for i, image in enumerate(images)))
         good = [i for i, item in enumerate(prepared) if item is not None]
         if good and self.batcher is None:
             scores = await run_in_threadpool(self.score_serial, [prepared[i] for i in good])
@@ -183,31 +232,42 @@ class _Scorer:
             results[i] = self.result(names[i], p_fake, prepared[i][1])  # type: ignore[index]
         return [r for r in results if r is not None]
 
-    def frames(self, path: str) -> Iterator[Frame]:
+    def frames(self, path: str, container: str) -> Iterator[Frame]:
+        """Frames of an upload, opened only as the `container` its first bytes showed (`video_containers.py`)."""
         settings = self.settings
         sampling = Sampling(num_frames=settings.video_num_frames, max_frames=settings.video_max_frames)
-        deadline = time.monotonic() + settings.video_timeout_s
         return iter_frames(
-            path, sampling, live=False, max_frame_pixels=settings.video_max_frame_pixels, deadline=deadline
+            path,
+            sampling,
+            input_format=container,
+            live=False,
+            max_frame_pixels=settings.video_max_frame_pixels,
+            deadline=time.monotonic() + settings.video_timeout_s,
+            options=OPEN_OPTIONS,
+            stop=stop_event(),
+            unknown_length_hint=(
+                f"the server spreads video_num_frames={settings.video_num_frames} frames over the length a "
+                "container records: re-encode it (e.g. as MP4)"
+            ),
         )
 
-    def video_serial(self, path: str) -> tuple[VideoSummary, list[dict[str, Any]]]:
+    def video_serial(self, path: str, container: str) -> tuple[VideoSummary, list[dict[str, Any]]]:
         """The previous path: decoding and scoring under the one lock."""
         rows: list[dict[str, Any]] = []
         with self.lock:
             summary = predict_frames(
                 self.detector,
-                self.frames(path),
+                self.frames(path, container),
                 self.settings.video_batch_size,
                 self.settings.video_top_k,
                 on_row=rows.append,
             )
         return summary, rows
 
-    def prepared_frames(self, path: str) -> Iterator[list[tuple[Frame, Prepared | str]]]:
+    def prepared_frames(self, path: str, container: str) -> Iterator[list[tuple[Frame, Prepared | str]]]:
         """Decode and preprocess in a worker thread, one chunk at a time; a frame that fails keeps its message."""
         with self.videos:
-            for chunk in batched(self.frames(path), self.settings.video_batch_size):
+            for chunk in batched(self.frames(path, container), self.settings.video_batch_size):
                 items: list[tuple[Frame, Prepared | str]] = []
                 for frame in chunk:
                     try:
@@ -222,28 +282,46 @@ class _Scorer:
                 return self.detector.preparer(frame.image, f"frame {frame.index}")
         return self.detector.preparer(frame.image, f"frame {frame.index}")
 
-    async def video(self, path: str, name: str) -> VideoOut:
+    async def video(self, path: str, name: str, container: str) -> VideoOut:
         if self.batcher is None:
-            summary, rows = await run_in_threadpool(self.video_serial, path)
+            summary, rows = await run_in_threadpool(self.video_serial, path, container)
             return VideoOut(filename=name, summary=summary.result(self.detector.threshold), frames=rows)
         summary, rows = VideoSummary(top_k=self.settings.video_top_k), []
-        async for items in iterate_in_threadpool(self.prepared_frames(path)):
-            good = [(frame, item) for frame, item in items if not isinstance(item, str)]
-            scored = await asyncio.gather(*(self.batcher.score(item[0]) for _, item in good))
-            p_of = {frame.index: (s.p_fake, item[1]) for (frame, item), s in zip(good, scored, strict=True)}
-            for frame, item in items:
-                row: dict[str, Any] = {"frame": frame.index, "time_s": round(frame.time_s, 4)}
-                if isinstance(item, str):
-                    row.update(p_fake=None, label=None, error=item)
-                    summary.errors += 1
-                else:
-                    p_fake, face = p_of[frame.index]
-                    row.update(
-                        p_fake=p_fake, label=label_of(p_fake, self.detector.threshold), face=face, error=""
-                    )
-                    summary.add(row["time_s"], p_fake, face)
-                rows.append(row)
+        chunks = self.prepared_frames(path, container)
+        try:
+            async for items in iterate_in_threadpool(chunks):
+                self._add_chunk(items, await self._score_chunk(items), summary, rows)
+        finally:
+            chunks.close()  # a cancelled request: the decoder and its `video_concurrency` slot are released now
         return VideoOut(filename=name, summary=summary.result(self.detector.threshold), frames=rows)
+
+    async def _score_chunk(
+        self, items: list[tuple[Frame, Prepared | str]]
+    ) -> dict[int, tuple[float, str | None]]:
+        assert self.batcher is not None
+        good = [(frame, item) for frame, item in items if not isinstance(item, str)]
+        scored = await asyncio.gather(*(self.batcher.score(item[0]) for _, item in good))
+        return {frame.index: (s.p_fake, item[1]) for (frame, item), s in zip(good, scored, strict=True)}
+
+    def _add_chunk(
+        self,
+        items: list[tuple[Frame, Prepared | str]],
+        p_of: dict[int, tuple[float, str | None]],
+        summary: VideoSummary,
+        rows: list[dict[str, Any]],
+    ) -> None:
+        for frame, item in items:
+            row: dict[str, Any] = {"frame": frame.index, "time_s": round(frame.time_s, 4)}
+            if isinstance(item, str):
+                row.update(p_fake=None, label=None, error=item)
+                summary.errors += 1
+            else:
+                p_fake, face = p_of[frame.index]
+                row.update(
+                    p_fake=p_fake, label=label_of(p_fake, self.detector.threshold), face=face, error=""
+                )
+                summary.add(row["time_s"], p_fake, face)
+            rows.append(row)
 
 
 def _public(record: Any) -> Any:
@@ -323,14 +401,19 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
 
     @v1.post("/predict/video", response_model=VideoOut)
     async def predict_video(file: Annotated[UploadFile, File()]) -> VideoOut:
-        """A video file: `video_num_frames` evenly spaced frames scored; mean and top-k mean p_fake."""
+        """A video file (MP4/MOV, MKV/WebM or AVI: anything else is a 415): `video_num_frames` evenly spaced
+        frames scored; mean and top-k mean p_fake."""
         data = await _read_limited(file, settings.max_video_bytes)
         name = file.filename or "upload"
+        try:
+            container = sniff_container(data[:SNIFF_BYTES], name)
+        except UnsupportedContainerError as err:
+            raise HTTPException(415, str(err)) from None
         with tempfile.NamedTemporaryFile(suffix=".video") as handle:
             handle.write(data)
             handle.flush()
             try:
-                return await scorer.video(handle.name, name)
+                return await scorer.video(handle.name, name, container)
             except (VideoError, BadImageError, ValueError) as err:
                 raise _client_error(err, str(err).replace(handle.name, name)) from None
 

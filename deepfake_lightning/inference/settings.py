@@ -40,6 +40,10 @@ class ServiceSettings(Settings):
         MAX_PIXELS
     )  # decoded size of one image, judged from its header (decompression bombs)
     max_batch_files: int = _count(16)
+    max_request_pixels: int = _count(
+        200_000_000
+    )  # decoded pixels of one request, all files together: 413 above
+    decode_pixels: int = _count(100_000_000)  # pixels decoded at once over all requests (decode_budget.py)
     api_key: Annotated[str, _holds(lambda v: len(v) >= 8)] | None = Field(
         None, description="null or a string of at least 8 characters"
     )  # when set, /v1/* needs header X-API-Key (checked on the headers, before any body byte)

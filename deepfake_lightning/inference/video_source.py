@@ -5,6 +5,7 @@ sources (stream URLs, capture devices) are read as a stream; either way only one
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -84,7 +85,9 @@ def _frame_count(stream: Any) -> int | None:
     return None
 
 
-def _wanted(sampling: Sampling, live: bool, stream: Any, source: str) -> tuple[int, set[int] | None]:
+def _wanted(
+    sampling: Sampling, live: bool, stream: Any, source: str, unknown_length_hint: str
+) -> tuple[int, set[int] | None]:
     """(every_k, explicit frame indices or None)."""
     if sampling.every_k is not None:
         return sampling.every_k, None
@@ -96,7 +99,7 @@ def _wanted(sampling: Sampling, live: bool, stream: Any, source: str) -> tuple[i
     total = _frame_count(stream)
     if total is None:
         raise VideoError(
-            f"{source}: frame count unknown, so num_frames cannot be spread; set every_k instead"
+            f"{source}: frame count unknown, so num_frames cannot be spread; {unknown_length_hint}"
         )
     count = min(sampling.num_frames or total, total)
     return 1, {int(i) for i in np.linspace(0, total - 1, count).round()}
@@ -109,28 +112,36 @@ def iter_frames(
     live: bool | None = None,
     max_frame_pixels: int | None = None,
     deadline: float | None = None,
+    options: dict[str, str] | None = None,
+    unknown_length_hint: str = "set every_k instead",
+    stop: threading.Event | None = None,
 ) -> Iterator[Frame]:
     """Yield sampled frames as RGB arrays, stopping at `max_frames` frames or `max_seconds` of stream time.
 
     `max_frame_pixels` refuses a stream whose frames are larger (from the header, before decoding, and again per
     decoded frame: the size may change mid-stream); `deadline` (a `time.monotonic()` value) stops decoding
-    with `VideoLimitError` once passed, checked at every decoded frame, sampled or not.
+    with `VideoLimitError` once passed, checked at every decoded frame, sampled or not. `options` go to FFmpeg's
+    `avformat_open_input` (the service limits protocols); `unknown_length_hint` ends the message for a stream of
+    unknown length, naming what the caller can do. Decoding ends quietly once `stop` is set (the service sets it
+    when the client goes away), checked at every decoded frame.
     """
     source = str(source)
     sampling = sampling or Sampling()
     live = is_live(source) if live is None else live
-    container = open_source(source, input_format)
+    container = open_source(source, input_format, options)
     try:
         stream = container.streams.video[0]
         _check_pixels(stream.width or 0, stream.height or 0, max_frame_pixels, source)
         stream.thread_type = "AUTO"
-        every_k, indices = _wanted(sampling, live, stream, source)
+        every_k, indices = _wanted(sampling, live, stream, source, unknown_length_hint)
         last_wanted = max(indices) if indices else None
         rate = float(stream.average_rate) if stream.average_rate else 25.0
         start_time: float | None = None
         emitted = 0
         try:
             for index, frame in enumerate(container.decode(stream)):
+                if stop is not None and stop.is_set():
+                    return
                 _check_pixels(frame.width, frame.height, max_frame_pixels, source)
                 if deadline is not None and time.monotonic() > deadline:
                     raise VideoLimitError(
