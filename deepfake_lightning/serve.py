@@ -12,8 +12,8 @@ from deepfake_lightning.inference.backends import TorchBackend
 from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
 from deepfake_lightning.inference.service import create_app
-from deepfake_lightning.inference.settings import ServiceSettings
-from deepfake_lightning.utils.config_schema import plain, unknown_key
+from deepfake_lightning.inference.settings import ServerSettings, ServiceSettings
+from deepfake_lightning.utils.config_schema import Settings, plain, unknown_key
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
@@ -33,22 +33,41 @@ DETECTOR_KEYS = (
     "onnx_sessions",
     "torch_replicas",
 )
-RUN_KEYS = ("task_name", "paths", "hydra", "host", "port", "log_level")
+RUN_KEYS = ("task_name", "paths", "hydra")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
-def settings_from_config(cfg: DictConfig) -> ServiceSettings:
-    """The service's settings from the serve config; a key that is neither a setting of the service, of the
-    detector nor of the run is refused with the nearest known name (as the data, model and trainer schemas do)."""
+def _values(cfg: DictConfig) -> dict[str, Any]:
+    """The serve config as plain values; a key that is no setting of the service, the server, the detector or
+    the run is refused with the nearest known name (as the data, model and trainer schemas do)."""
     values = plain(cfg)
     assert isinstance(values, dict)
     if values.get("api_key") == "":
         values["api_key"] = None
-    fields = ServiceSettings.model_fields
-    known = [*fields, *DETECTOR_KEYS, *RUN_KEYS]
+    known = [*ServiceSettings.model_fields, *ServerSettings.model_fields, *DETECTOR_KEYS, *RUN_KEYS]
     for key, value in values.items():
         if key not in known:
             raise ConfigError(unknown_key(str(key), value, known))
-    return ServiceSettings.check({k: v for k, v in values.items() if k in fields and v is not None})
+    return values
+
+
+def _pick(schema: type[Settings], values: dict[str, Any]) -> Any:
+    return schema.check({k: v for k, v in values.items() if k in schema.model_fields and v is not None})
+
+
+def settings_from_config(cfg: DictConfig) -> ServiceSettings:
+    """What the app enforces. Bound to a loopback address with no `allowed_hosts`, only loopback names are
+    accepted in the Host header: a web page elsewhere cannot reach the server by DNS rebinding."""
+    values = _values(cfg)
+    settings: ServiceSettings = _pick(ServiceSettings, values)
+    if not settings.allowed_hosts and _is_loopback(str(values.get("host", "127.0.0.1"))):
+        settings = settings.model_copy(update={"allowed_hosts": LOOPBACK_NAMES})
+    return settings
+
+
+def server_settings_from_config(cfg: DictConfig) -> ServerSettings:
+    """What the process enforces on connections (uvicorn's limits and the connection guard)."""
+    return _pick(ServerSettings, _values(cfg))
 
 
 def torch_per_core(detector: BaseDetector, replicas: Any) -> int:
@@ -70,29 +89,46 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _room_for_connections(limit_concurrency: int) -> None:
+    """The connection guard keeps sockets under 3 x limit_concurrency; raise the soft file limit to fit them (and
+    the model's own files) when the hard limit allows, else say what will happen."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 3 * limit_concurrency + 256
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    new = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    if new < needed:
+        log.warning(
+            "open-file limit %d < %d (3 x limit_concurrency + 256): a flood of connections may exhaust it; "
+            "lower limit_concurrency or raise the limit (ulimit -n)",
+            new,
+            needed,
+        )
+
+
 def serve(cfg: DictConfig) -> dict[str, Any]:
     import uvicorn
 
     validate_detector_config(cfg)
-    if not isinstance(cfg.port, int) or not 0 <= cfg.port <= 65535:
-        raise ConfigError(f"port={cfg.port!r}: expected an integer in 0..65535")
+    server = server_settings_from_config(cfg)
     settings = settings_from_config(cfg)
     replicas = cfg.get("torch_replicas", 0)
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
         raise ConfigError(f"torch_replicas={replicas!r}: expected an integer >= 0")
-    if not _is_loopback(str(cfg.host)) and settings.api_key is None:
-        log.warning("listening on %s without an API key: anyone who can reach it can use it", cfg.host)
+    if not _is_loopback(server.host) and settings.api_key is None:
+        log.warning("listening on %s without an API key: anyone who can reach it can use it", server.host)
     detector = detector_from_config(cfg)
     if settings.max_batch_size > 1:  # the serial service keeps one model on every core (single-image latency)
         torch_per_core(detector, replicas)
     app = create_app(detector, settings)
     log.info(
-        "serving %s on http://%s:%s (docs at /docs)",
-        detector.describe().get("source", "ensemble"),
-        cfg.host,
-        cfg.port,
+        "serving %s on http://%s:%s", detector.describe().get("source", "ensemble"), server.host, server.port
     )
-    uvicorn.run(app, host=str(cfg.host), port=int(cfg.port), log_level=str(cfg.log_level))
+    _room_for_connections(server.limit_concurrency)
+    uvicorn.run(app, **server.uvicorn_options())
     return {"status": "ok"}
 
 

@@ -63,7 +63,9 @@ def test_health_model_and_openapi(client: TestClient, detector: Detector) -> Non
     assert model["limits"]["max_batch_files"] == 3 and "api_key" not in model["limits"]
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/health", "/v1/model", "/v1/predict", "/v1/predict/batch", "/v1/predict/video"} <= set(paths)
-    assert client.get("/docs").status_code == 200
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404  # no CDN pages
+    assert "version" not in model and "versions" not in model["model"]  # no key set: no library versions
+    assert "package" not in model["card"]["version"] and model["card"]["version"]["model_sha256"]
 
 
 def test_predict_matches_the_detector(client: TestClient, detector: Detector) -> None:

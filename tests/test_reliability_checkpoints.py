@@ -33,6 +33,13 @@ class RunsCode:
         return (builtins.open, (self.marker, "w"))
 
 
+class RunsShell(RunsCode):
+    """Unpickling this runs a shell command (`posix.system`) that creates the marker."""
+
+    def __reduce__(self):  # noqa: ANN204
+        return (os.system, (f"touch '{self.marker}'",))
+
+
 def _bad_files(folder: Path, tiny_ckpt: Path, marker: Path) -> dict[str, tuple[Path, str]]:
     """kind -> (file, regex of the error)."""
     import torchvision
@@ -74,6 +81,12 @@ def _bad_files(folder: Path, tiny_ckpt: Path, marker: Path) -> dict[str, tuple[P
         r"refused to unpickle \(it needs io.open",
     )
     add(
+        "pickle running a shell command (torch zip)",
+        "shell.ckpt",
+        lambda p: torch.save({"state_dict": RunsShell(marker)}, p),
+        r"refused to unpickle \(it needs posix.system",  # the blocked call is named
+    )
+    add(
         "pickle running code (raw pickle)",
         "evil_raw.ckpt",
         lambda p: p.write_bytes(pickle.dumps(RunsCode(marker))),
@@ -94,9 +107,10 @@ def bad_models(
 def test_the_code_running_pickles_do_run_code_when_unpickled_unsafely(bad_models) -> None:
     """Control: without weights_only the pickles really run code, so the checks below can fail."""
     files, marker = bad_models
-    torch.load(files["pickle running code (torch zip)"][0], weights_only=False)
-    assert marker.exists()
-    marker.unlink()
+    for kind in ("pickle running code (torch zip)", "pickle running a shell command (torch zip)"):
+        torch.load(files[kind][0], weights_only=False)
+        assert marker.exists(), kind
+        marker.unlink()
     pickle.loads(files["pickle running code (raw pickle)"][0].read_bytes())
     assert marker.exists()
     marker.unlink()
@@ -108,6 +122,7 @@ KINDS = [
     "another architecture",
     "plain state_dict",
     "pickle running code (torch zip)",
+    "pickle running a shell command (torch zip)",
     "pickle running code (raw pickle)",
 ]
 

@@ -44,6 +44,8 @@ FEW_MIB = 24 << 20  # what loopback socket buffers can hold before the sender bl
 
 LARGE = (4000, 3000)  # a 12-megapixel flat PNG: ~40 KB uploaded, ~84 MB held while decoded (7 bytes a pixel)
 DECODE_PIXELS = 25_000_000  # the test server decodes two of them at a time
+HEADER_TIMEOUT_S = 2
+LIMIT_CONCURRENCY = 40
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +64,8 @@ def server(tiny_ckpt: Path, server_tmp: Path) -> Iterator[ServerProcess]:
         f"cors_origins=[{ORIGIN}]",
         "max_pixels=13000000",
         f"decode_pixels={DECODE_PIXELS}",
+        f"header_timeout_s={HEADER_TIMEOUT_S}",
+        f"limit_concurrency={LIMIT_CONCURRENCY}",
     ]
     env = {"DEEPFAKE_API_KEY": KEY, "TMPDIR": str(server_tmp)}
     with ServerProcess(tiny_ckpt, overrides, env=env) as running:
@@ -285,3 +289,122 @@ def test_video_decoding_stops_at_the_stop_event(tmp_path: Path) -> None:
     assert next(frames).index == 0
     stop.set()
     assert list(frames) == []
+
+
+# --- connections --------------------------------------------------------------------------------------------
+
+
+def _seconds_until_closed(sock: socket.socket, trickle: list[bytes], every_s: float, max_s: float) -> float:
+    """Send `trickle` one piece every `every_s`; the time until the server closes the connection (or `max_s`)."""
+    start = time.monotonic()
+    sock.settimeout(every_s)
+    pieces = iter(trickle)
+    while time.monotonic() - start < max_s:
+        try:
+            if sock.recv(1024) == b"":
+                return time.monotonic() - start
+        except TimeoutError:
+            pass
+        except ConnectionResetError:
+            return time.monotonic() - start
+        try:
+            sock.sendall(next(pieces, b""))
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - start
+    return max_s
+
+
+def test_a_slow_or_silent_client_is_dropped_at_the_header_deadline(server: ServerProcess) -> None:
+    """One header line every 0.5 s, or nothing at all: closed once header_timeout_s=2 has passed (before, both
+    were still open after 95 s)."""
+    lines = [b"GET /health HTTP/1.1\r\n"] + [b"X-Slow-%d: 1\r\n" % i for i in range(100)]
+    with _connect(server) as sock:
+        slow = _seconds_until_closed(sock, lines, 0.5, 8)
+    with _connect(server) as sock:
+        silent = _seconds_until_closed(sock, [], 0.5, 8)
+    assert HEADER_TIMEOUT_S - 0.5 < slow < HEADER_TIMEOUT_S + 2.5, slow
+    assert HEADER_TIMEOUT_S - 0.5 < silent < HEADER_TIMEOUT_S + 2.5, silent
+
+
+def test_a_flood_of_idle_connections_does_not_starve_a_normal_request(server: ServerProcess) -> None:
+    """The server may open 160 more files than it has now; 300 idle connections arrive, then a real request.
+    Before, the idle sockets took every file descriptor and the request waited in the listen queue; now the
+    longest-idle one is closed whenever the connections reach limit_concurrency=40 (and no more than that many
+    are accepted per turn of the event loop, so sockets stay under three times the limit)."""
+    import resource
+
+    open_now = len(list(Path(f"/proc/{server.pid}/fd").iterdir()))
+    before = resource.prlimit(server.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (open_now + 3 * LIMIT_CONCURRENCY + 40, before[1]))
+    flood_socks: list[socket.socket] = []
+    try:
+        for _ in range(300):
+            flood_socks.append(socket.create_connection(("127.0.0.1", server.port), timeout=20))
+        time.sleep(0.5)
+        started = time.monotonic()
+        response = httpx.get(f"{server.url}/health", timeout=10)
+        assert response.status_code == 200 and time.monotonic() - started < 5
+        held = len(list(Path(f"/proc/{server.pid}/fd").iterdir())) - open_now
+        assert held <= 3 * LIMIT_CONCURRENCY, held
+    finally:
+        for sock in flood_socks:
+            sock.close()
+        resource.prlimit(server.pid, resource.RLIMIT_NOFILE, before)
+
+
+# --- headers, hosts and secrets ---------------------------------------------------------------------------------
+
+SECURITY = {
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def test_security_headers_on_the_page_the_api_and_refusals(server: ServerProcess) -> None:
+    key = {"X-API-Key": KEY}
+    answers = [
+        httpx.get(f"{server.url}/", timeout=10),
+        httpx.get(f"{server.url}/static/app.js", timeout=10),
+        httpx.get(f"{server.url}/v1/model", headers=key, timeout=10),
+        httpx.get(f"{server.url}/v1/model", timeout=10),  # 401
+        _post(server, "/v1/predict", {"file": ("x.png", b"not an image")}),  # 422
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 401, 422]
+    for answer in answers:
+        assert {k: answer.headers.get(k) for k in SECURITY} == SECURITY, answer.request.url
+        csp = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert httpx.get(f"{server.url}/docs", timeout=10).status_code == 404  # no Swagger UI from a CDN
+
+
+def test_only_loopback_host_names_reach_a_loopback_server(server: ServerProcess) -> None:
+    """DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1 sends `Host: evil.example`."""
+    for host, status in (("evil.example", 400), (f"evil.example:{server.port}", 400), ("localhost", 200)):
+        response = httpx.get(f"{server.url}/health", headers={"Host": host}, timeout=10)
+        assert response.status_code == status, (host, response.text)
+    assert (
+        "allowed_hosts"
+        in httpx.get(f"{server.url}/health", headers={"Host": "evil.example"}).json()["detail"]
+    )
+
+
+def _files_holding(folder: Path, secret: str) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def test_the_api_key_is_in_no_run_file_whichever_way_it_was_given(
+    server: ServerProcess, tiny_ckpt: Path
+) -> None:
+    """`api_key=` on the command line (Hydra would write it into config.yaml, overrides.yaml and hydra.yaml) and
+    `DEEPFAKE_API_KEY` (the module's server): the key works, and no file of either run folder holds it."""
+    secret = "command-line-key-7f3a9c"
+    with ServerProcess(tiny_ckpt, [f"api_key={secret}"]) as keyed:
+        assert httpx.get(f"{keyed.url}/v1/model", timeout=10).status_code == 401
+        assert (
+            httpx.get(f"{keyed.url}/v1/model", headers={"X-API-Key": secret}, timeout=10).status_code == 200
+        )
+        run_files = [p for p in keyed.log_dir.rglob("*") if p.is_file()]
+        assert any(p.name == "overrides.yaml" for p in run_files)
+        assert _files_holding(keyed.log_dir, secret) == []
+    assert _files_holding(server.log_dir, KEY) == []

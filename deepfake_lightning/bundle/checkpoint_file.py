@@ -66,7 +66,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def _refusal(err: pickle.UnpicklingError) -> str:
     """torch's message starts with advice to load unsafely; keep only what the file asked for."""
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    found = re.search(r"(?:Unsupported global: |unsupported )GLOBAL (\S+)", str(err))  # torch <2.9, >=2.9
     if found:
         return f"it needs {found.group(1)}, which a weights-only load never imports"
     return str(err).strip().splitlines()[-1][:200]

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deepfake_lightning.inference.disconnect import CancelOnDisconnect
 from deepfake_lightning.inference.request_limits import RequestLimitsMiddleware, send_json
+from deepfake_lightning.inference.response_headers import SecurityHeaders
 from deepfake_lightning.inference.settings import ServiceSettings
 from deepfake_lightning.inference.upload_guard import UploadGuard
 
@@ -50,7 +51,7 @@ class ServerFault:
 
 
 def install_middleware(app: FastAPI, settings: ServiceSettings) -> None:
-    """Outermost first: CORS (when origins are set), server faults, the checks on the request head (key first,
+    """Outermost first: CORS (when origins are set), the security headers, server faults, the checks on the request head (key first,
     so a stranger learns nothing else), then the body limits (and the connection closed after any answer that
     left the body unread)."""
     stack = []
@@ -64,8 +65,14 @@ def install_middleware(app: FastAPI, settings: ServiceSettings) -> None:
             )
         )
     stack += [
+        Middleware(SecurityHeaders),
         Middleware(ServerFault),
-        Middleware(UploadGuard, upload_paths=list(settings.body_limits()), api_key=settings.api_key),
+        Middleware(
+            UploadGuard,
+            upload_paths=list(settings.body_limits()),
+            api_key=settings.api_key,
+            allowed_hosts=settings.allowed_hosts,
+        ),
         Middleware(
             RequestLimitsMiddleware, limits=settings.body_limits(), body_timeout_s=settings.body_timeout_s
         ),

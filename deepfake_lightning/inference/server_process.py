@@ -86,7 +86,7 @@ class ServerProcess:
             "host=127.0.0.1",
             f"port={self.port}",
             "log_level=warning",
-            f"paths.log_dir={self._workdir.name}/logs",
+            f"paths.log_dir={self.log_dir}",
             *self.overrides,
         ]
         with self.log_path.open("wb") as log:  # a file, not a pipe: a chatty server can never block on it
@@ -113,6 +113,11 @@ class ServerProcess:
                     f"server not healthy after {self.startup_timeout_s:.0f} s:\n{self.log_tail()}"
                 )
             time.sleep(0.3)
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the server's run folder (`.hydra/`, its log) is written."""
+        return Path(self._workdir.name) / "logs"
 
     @property
     def pid(self) -> int:

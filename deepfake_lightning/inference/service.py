@@ -336,14 +336,29 @@ def _public(record: Any) -> Any:
     return record
 
 
+def _without_versions(record: Any) -> Any:
+    """A record without library versions (`versions`, `version.package`); the model's SHA-256 stays."""
+    if isinstance(record, dict):
+        return {
+            k: _without_versions({x: y for x, y in v.items() if x != "package"} if k == "version" else v)
+            for k, v in record.items()
+            if k != "versions"
+        }
+    if isinstance(record, list):
+        return [_without_versions(item) for item in record]
+    return record
+
+
 def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     scorer = _Scorer(detector, settings)
     card = model_card(detector)
-    app = FastAPI(
+    app = FastAPI(  # no Swagger UI or ReDoc: they load from a public CDN; the schema is at /openapi.json
         title="deepfake_lightning detector",
-        version=package_version(),
+        version=package_version() if settings.api_key else "-",
         description="p_fake (calibrated probability that a face image is fake) and a label at the model's threshold.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.scorer = scorer
     install_middleware(app, settings)
@@ -365,6 +380,12 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
 
     @v1.get("/model")
     def model() -> dict[str, Any]:
+        if settings.api_key is None:  # anyone can read this: no software versions to match against advisories
+            return {
+                "model": _without_versions(_public(detector.describe())),
+                "card": _without_versions(card),
+                "limits": settings.public(),
+            }
         return {
             "model": _public(detector.describe()),
             "card": card,

@@ -1,13 +1,15 @@
 """Limits and switches of the HTTP service, validated once at start-up by the config schema (unknown keys refused).
 
-`ServiceSettings` is what the app (`create_app`) enforces. It is a `Settings` of `utils/config_schema.py`: strict types, ranges declared once, one line naming the key when a value is wrong.
+`ServiceSettings` is what the app (`create_app`) enforces; `ServerSettings` is what the process around it
+(`deepfake_lightning.serve`: uvicorn and its connection guard) enforces. Both are `Settings` of
+`utils/config_schema.py`: strict types, ranges declared once, one line naming the key when a value is wrong.
 docs/reliability.md ("Threats and limits") says which attack each limit answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -27,6 +29,7 @@ def _seconds(default: float) -> Any:
     return Field(default, gt=0, description="a number of seconds > 0")
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 HostNames = Annotated[Sequence[str], _holds(lambda v: all(isinstance(h, str) and h.strip() for h in v))]
 
 
@@ -87,3 +90,43 @@ class ServiceSettings(Settings):
     def public(self) -> dict[str, Any]:
         """The limits `/v1/model` shows: everything but the key and the origin and host lists."""
         return self.model_dump(exclude={"api_key", "cors_origins", "allowed_hosts"})
+
+
+class ServerSettings(Settings):
+    """What the process enforces on connections, before the app sees a request (`deepfake_lightning.serve`).
+
+    uvicorn's own settings where it has one (`limit_concurrency`, `timeout_keep_alive`, `max_header_bytes` as
+    `h11_max_incomplete_event_size`); `header_timeout_s` is `inference/connection_guard.py`'s: uvicorn has no
+    deadline for a request head."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    host: str = Field("127.0.0.1", description="an address or host name")
+    port: int = Field(8000, ge=0, le=65535, description="an integer in 0..65535")
+    log_level: Literal[LOG_LEVELS] = Field("info", description=", ".join(LOG_LEVELS))
+    limit_concurrency: int = Field(
+        128, ge=2, description="an integer >= 2"
+    )  # connections + requests; 503 above
+    timeout_keep_alive: float = _seconds(5.0)  # an idle kept-alive connection is closed after this
+    header_timeout_s: float = _seconds(10.0)  # a request head must arrive within this (connection_guard.py)
+    max_header_bytes: int = Field(
+        16384, ge=1024, description="an integer >= 1024"
+    )  # a larger request head: 400
+
+    config_key: ClassVar[str] = ""
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """Keyword arguments of `uvicorn.run`, the connection guard included."""
+        from deepfake_lightning.inference.connection_guard import guarded_protocol
+
+        return {
+            "host": self.host,
+            "port": self.port,
+            "log_level": self.log_level,
+            "limit_concurrency": self.limit_concurrency,
+            # asyncio accepts up to `backlog` connections per loop turn, before an eviction takes effect: this
+            # many keeps sockets under 3 x limit_concurrency (`serve` raises RLIMIT_NOFILE to fit them)
+            "backlog": self.limit_concurrency,
+            "timeout_keep_alive": self.timeout_keep_alive,
+            "h11_max_incomplete_event_size": self.max_header_bytes,
+            "http": guarded_protocol(self.header_timeout_s),
+        }

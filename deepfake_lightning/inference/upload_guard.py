@@ -1,4 +1,5 @@
-"""Checks on the request head, before one byte of the body is read: the API key and the content type of an upload.
+"""Checks on the request head, before one byte of the body is read: the Host header (when `allowed_hosts` is set:
+DNS rebinding), the API key, and the content type of an upload.
 
 Why not FastAPI dependencies (the key used to be one): FastAPI reads and parses the whole body of a route (Starlette
 spools files over 1 MB to disk) before it solves the route's dependencies, and uvicorn answers
@@ -39,16 +40,19 @@ def key_matches(given: bytes | None, api_key: str) -> bool:
 
 class UploadGuard:
     """`upload_paths`: the routes that take a form (`ServiceSettings.body_limits`); `protected`: path prefixes that
-    need `X-API-Key` when `api_key` is set (`/health` and the page stay open)."""
+    need `X-API-Key` when `api_key` is set (`/health` and the page stay open); `allowed_hosts`: the names a Host
+    header may give (any, when empty)."""
 
     def __init__(
         self,
         app: ASGIApp,
         upload_paths: Sequence[str],
         api_key: str | None,
+        allowed_hosts: Sequence[str] = (),
         protected: Sequence[str] = ("/v1/",),
     ) -> None:
         self.app = app
+        self.allowed_hosts = frozenset(h.strip("[]").lower() for h in allowed_hosts)
         self.upload_paths = frozenset(upload_paths)
         self.api_key = api_key
         self.protected = tuple(protected)
@@ -62,6 +66,15 @@ class UploadGuard:
 
     def refusal(self, scope: Scope) -> Refusal | None:
         path = scope["path"]
+        if self.allowed_hosts:
+            host = (header(scope, b"host") or b"").decode("latin-1")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name.strip("[]").lower() not in self.allowed_hosts:
+                return (
+                    400,
+                    f"Host header {host[:100]!r} is not one this server answers to (allowed_hosts)",
+                    [],
+                )
         if self.api_key is not None and path.startswith(self.protected):
             if not key_matches(header(scope, KEY_HEADER), self.api_key):
                 return 401, "missing or invalid X-API-Key header", [(b"www-authenticate", b"X-API-Key")]

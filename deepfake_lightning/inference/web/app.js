@@ -89,7 +89,8 @@ function renderSingleCard(parent, card) {
   const data = document.createElement("dl");
   const d = card.training_data;
   if (d) {
-    addRow(data, "dataset", d.name && d.name !== d.dataset ? `${d.dataset} (data=${d.name})` : d.dataset);
+    const named = d.name && d.name !== d.dataset ? `data=${d.name}` : "";  // the built-in set has a name only
+    addRow(data, "dataset", d.dataset ? (named ? `${d.dataset} (${named})` : d.dataset) : named);
     addRow(data, "data module", d.datamodule);
     addRow(data, "split groups", d.group_by);
     const splits = d.images_per_split || {};  // the bundle's JSON keys are sorted: show them in reading order
@@ -139,7 +140,7 @@ function renderSingleCard(parent, card) {
 function renderCard(card, version) {
   const body = $("card-body");
   body.replaceChildren();
-  $("version").textContent = `deepfake_lightning ${version}`;
+  $("version").textContent = version ? `deepfake_lightning ${version}` : "";  // shown only with an API key
   if (card.kind === "ensemble") {
     const p = document.createElement("p");
     p.textContent = `Ensemble of ${card.members.length} models: ${card.combine}, threshold ${fmt(card.threshold, 3)}.`;
