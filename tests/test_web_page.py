@@ -9,6 +9,7 @@ docs/inference.md is a trained run's (docs/img/web_page_screenshot.py).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,10 +81,13 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser, server: ServerProcess) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1100, "height": 820})
     opened = context.new_page()
+    refused: list[str] = []  # the page works under its own Content-Security-Policy: nothing of it is blocked
+    opened.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     opened.goto(server.url + "/")
     opened.wait_for_selector("#card-body dl")
     yield opened
     context.close()
+    assert refused == []
 
 
 def test_a_real_face_shows_the_apis_p_fake_crop_overlay_and_card(
@@ -131,13 +135,14 @@ def test_a_corrupt_file_gives_one_readable_error_line(page: Page, face: Path, tm
     text = tmp_path / "notes.txt"
     text.write_text("not an image\n")
     page.set_input_files("#file", str(text))
-    page.wait_for_function("document.getElementById('error').textContent.startsWith('notes.txt')")
+    # locators, not wait_for_function: the page's CSP (rightly) forbids the eval that one runs in the page
+    page.locator("#error", has_text=re.compile(r"^notes\.txt")).wait_for()
     assert "not an image" in page.inner_text("#error")
 
     big = tmp_path / "big.png"
     big.write_bytes(b"\0" * (UPLOAD_LIMIT + 1))
     page.set_input_files("#file", str(big))
-    page.wait_for_function("document.getElementById('error').textContent.startsWith('big.png')")
+    page.locator("#error", has_text=re.compile(r"^big\.png")).wait_for()
     assert "this server takes at most 0.3 MB per image" in page.inner_text("#error")
 
 
