@@ -408,3 +408,40 @@ def test_the_api_key_is_in_no_run_file_whichever_way_it_was_given(
         assert any(p.name == "overrides.yaml" for p in run_files)
         assert _files_holding(keyed.log_dir, secret) == []
     assert _files_holding(server.log_dir, KEY) == []
+
+
+def test_a_request_head_over_max_header_bytes_is_refused(server: ServerProcess) -> None:
+    """uvicorn's own limit (h11_max_incomplete_event_size = max_header_bytes, 16 KiB) applies to a head still
+    incomplete in h11's buffer; one that arrives whole in a single read (asyncio reads up to 256 KiB) is parsed.
+    So a head is bounded by 256 KiB + max_header_bytes: a 300 KB header is a 400."""
+    head = request_head(server.port, "/health", {"X-Padding": "a" * 300_000}, "GET")
+    with _connect(server) as sock:
+        sock.sendall(head)
+        assert read_answer(sock, 10).startswith(b"HTTP/1.1 400 ")
+
+
+def test_the_budget_serves_in_arrival_order_and_forgets_a_cancelled_wait() -> None:
+    import asyncio
+
+    from deepfake_lightning.inference.decode_budget import Budget
+
+    async def scenario() -> list[str]:
+        budget, order = Budget(10), []
+
+        async def job(name: str, size: int, hold_s: float) -> None:
+            async with budget.hold(size):
+                order.append(name)
+                await asyncio.sleep(hold_s)
+
+        first = asyncio.create_task(job("a", 8, 0.05))
+        await asyncio.sleep(0)
+        big = asyncio.create_task(job("big", 10, 0))  # waits for a
+        small = asyncio.create_task(job("small", 1, 0))  # fits now, but arrived after big: waits its turn
+        gone = asyncio.create_task(job("gone", 5, 0))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        await asyncio.gather(first, big, small, return_exceptions=True)
+        assert budget.in_use == 0 and budget.peak <= 10
+        return order
+
+    assert asyncio.run(scenario()) == ["a", "big", "small"]

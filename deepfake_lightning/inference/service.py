@@ -33,7 +33,7 @@ from deepfake_lightning.bundle import package_version
 from deepfake_lightning.data.images import BadImageError, ImageTooLargeError
 from deepfake_lightning.inference import explain as explaining
 from deepfake_lightning.inference.batching import DynamicBatcher
-from deepfake_lightning.inference.decode_budget import PixelBudget
+from deepfake_lightning.inference.decode_budget import Budget
 from deepfake_lightning.inference.detector import BaseDetector, label_of, stack_inputs
 from deepfake_lightning.inference.disconnect import stop_event
 from deepfake_lightning.inference.inputs import decode_opened, open_upload
@@ -114,7 +114,8 @@ class _Scorer:
             None if self.serial else DynamicBatcher(detector, settings.max_batch_size, settings.batch_wait_ms)
         )
         self.videos = threading.BoundedSemaphore(settings.video_concurrency)
-        self.pixels = PixelBudget(settings.decode_pixels)
+        self.pixels = Budget(settings.decode_pixels)  # pixels being decoded, all requests together
+        self.uploads = Budget(settings.upload_bytes_in_memory)  # upload bytes read into memory, all requests
 
     async def prepare(self, data: bytes, name: str) -> Prepared:
         """The header checked in a worker thread, then decoded and preprocessed once its pixels fit the budget."""
@@ -403,11 +404,12 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
         `?explain=true` the scored crop and its attention / Grad-CAM overlay as base64 PNGs."""
         if explain and not settings.explain:
             raise HTTPException(422, "explain is switched off on this server (explain=false)")
-        data = await _read_limited(file, settings.max_upload_bytes)
-        try:
-            return await scorer.one(data, file.filename or "upload", attention, explain)
-        except (BadImageError, ValueError) as err:
-            raise _client_error(err) from None
+        async with scorer.uploads.hold(file.size or settings.max_upload_bytes):
+            data = await _read_limited(file, settings.max_upload_bytes)
+            try:
+                return await scorer.one(data, file.filename or "upload", attention, explain)
+            except (BadImageError, ValueError) as err:
+                raise _client_error(err) from None
 
     @v1.post("/predict/batch", response_model=BatchOut, response_model_exclude_none=True)
     async def predict_batch(files: Annotated[list[UploadFile], File()]) -> BatchOut:
@@ -417,22 +419,25 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
                 413, f"{len(files)} files; at most max_batch_files={settings.max_batch_files}"
             )
         names = [f.filename or f"upload {i}" for i, f in enumerate(files)]
-        contents = [await _read_limited(f, settings.max_upload_bytes) for f in files]
-        return BatchOut(predictions=await scorer.many(contents, names))
+        async with scorer.uploads.hold(sum(f.size or settings.max_upload_bytes for f in files)):
+            contents = [await _read_limited(f, settings.max_upload_bytes) for f in files]
+            return BatchOut(predictions=await scorer.many(contents, names))
 
     @v1.post("/predict/video", response_model=VideoOut)
     async def predict_video(file: Annotated[UploadFile, File()]) -> VideoOut:
         """A video file (MP4/MOV, MKV/WebM or AVI: anything else is a 415): `video_num_frames` evenly spaced
         frames scored; mean and top-k mean p_fake."""
-        data = await _read_limited(file, settings.max_video_bytes)
         name = file.filename or "upload"
-        try:
-            container = sniff_container(data[:SNIFF_BYTES], name)
-        except UnsupportedContainerError as err:
-            raise HTTPException(415, str(err)) from None
         with tempfile.NamedTemporaryFile(suffix=".video") as handle:
-            handle.write(data)
-            handle.flush()
+            async with scorer.uploads.hold(file.size or settings.max_video_bytes):  # in memory until on disk
+                data = await _read_limited(file, settings.max_video_bytes)
+                try:
+                    container = sniff_container(data[:SNIFF_BYTES], name)
+                except UnsupportedContainerError as err:
+                    raise HTTPException(415, str(err)) from None
+                handle.write(data)
+                handle.flush()
+                del data
             try:
                 return await scorer.video(handle.name, name, container)
             except (VideoError, BadImageError, ValueError) as err:

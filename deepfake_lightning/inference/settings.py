@@ -47,6 +47,7 @@ class ServiceSettings(Settings):
         200_000_000
     )  # decoded pixels of one request, all files together: 413 above
     decode_pixels: int = _count(100_000_000)  # pixels decoded at once over all requests (decode_budget.py)
+    upload_bytes_in_memory: int = _count(512 * MIB)  # upload bytes read into memory at once, all requests
     api_key: Annotated[str, _holds(lambda v: len(v) >= 8)] | None = Field(
         None, description="null or a string of at least 8 characters"
     )  # when set, /v1/* needs header X-API-Key (checked on the headers, before any body byte)
@@ -108,9 +109,9 @@ class ServerSettings(Settings):
     )  # connections + requests; 503 above
     timeout_keep_alive: float = _seconds(5.0)  # an idle kept-alive connection is closed after this
     header_timeout_s: float = _seconds(10.0)  # a request head must arrive within this (connection_guard.py)
-    max_header_bytes: int = Field(
-        16384, ge=1024, description="an integer >= 1024"
-    )  # a larger request head: 400
+    # h11's limit on a request head still incomplete in its buffer (400 past it); a head that arrives whole in one
+    # read (up to 256 KiB) is parsed whole: heads are bounded by 256 KiB + this
+    max_header_bytes: int = Field(16384, ge=1024, description="an integer >= 1024")
 
     config_key: ClassVar[str] = ""
 
