@@ -17,8 +17,9 @@ import logging
 import threading
 from contextvars import ContextVar
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from deepfake_lightning.inference.asgi import HttpMiddleware
 from deepfake_lightning.inference.request_limits import has_body
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,8 @@ def stop_event() -> threading.Event:
     return _STOP.get() or threading.Event()
 
 
-class CancelOnDisconnect:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class CancelOnDisconnect(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         stop = threading.Event()
         _STOP.set(stop)
         answered = asyncio.Event()

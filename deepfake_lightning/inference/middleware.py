@@ -12,8 +12,9 @@ import logging
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from deepfake_lightning.inference.asgi import HttpMiddleware
 from deepfake_lightning.inference.disconnect import CancelOnDisconnect
 from deepfake_lightning.inference.request_limits import RequestLimitsMiddleware, send_json
 from deepfake_lightning.inference.response_headers import SecurityHeaders
@@ -23,17 +24,11 @@ from deepfake_lightning.inference.upload_guard import UploadGuard
 log = logging.getLogger(__name__)
 
 
-class ServerFault:
+class ServerFault(HttpMiddleware):
     """Any exception a handler lets through: logged, answered as JSON 500 (inside CORS, unlike Starlette's
     `ServerErrorMiddleware`, which sits outside every user middleware and answers in plain text)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracked_send(message: dict) -> None:

@@ -25,36 +25,38 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def rss_bytes(pid: int) -> int | None:
-    """Resident memory of a process (Linux /proc); None where /proc is not available."""
+def _status_kib(pid: int, field: str) -> int | None:
+    """A `kB` field of /proc/PID/status, in bytes; None where /proc is not available."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except OSError:
         return None
     return None
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of a process (Linux /proc); None where /proc is not available."""
+    return _status_kib(pid, "VmRSS")
+
+
+def peak_rss_bytes(pid: int, reset: bool = False) -> int | None:
+    """The most resident memory a process has held (VmHWM); `reset=True` first restarts the count from its
+    current RSS (`/proc/PID/clear_refs`, Linux >= 4.0, needs the right to write it), so a peak is measured
+    over a window."""
+    if reset:
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except OSError:
+            return None
+    return _status_kib(pid, "VmHWM")
 
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process has used so far, from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_bytes(pid: int, reset: bool = False) -> int | None:
-    """The most resident memory a process has held (VmHWM); `reset=True` first restarts the count from its
-    current RSS (`/proc/PID/clear_refs`, Linux >= 4.0, needs the right to write it), so a peak is measured
-    over a window. None where /proc is not available."""
-    try:
-        if reset:
-            Path(f"/proc/{pid}/clear_refs").write_text("5")
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 class ServerProcess:
