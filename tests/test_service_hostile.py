@@ -280,6 +280,21 @@ def test_the_allowed_containers_are_scored(server: ServerProcess, tmp_path: Path
         assert response.status_code == 200 and response.json()["summary"]["frames_scored"] == 8, response.text
 
 
+def test_a_video_of_unknown_length_is_refused_naming_an_option_the_service_has() -> None:
+    """The message used to say `set every_k instead`, which the service has no way to set."""
+    from types import SimpleNamespace
+
+    from deepfake_lightning.inference.service import UNKNOWN_LENGTH_HINT
+    from deepfake_lightning.inference.video_source import Sampling, VideoError, _wanted
+
+    unknown = SimpleNamespace(
+        frames=0, duration=None, time_base=None, average_rate=None, container=SimpleNamespace(duration=None)
+    )
+    with pytest.raises(VideoError) as refused:
+        _wanted(Sampling(num_frames=16), False, unknown, "clip.webm", UNKNOWN_LENGTH_HINT.format(n=16))
+    assert "video_num_frames=16" in str(refused.value) and "every_k" not in str(refused.value)
+
+
 def test_video_decoding_stops_at_the_stop_event(tmp_path: Path) -> None:
     from deepfake_lightning.inference.video_source import Sampling, iter_frames
 

@@ -114,7 +114,7 @@ def test_a_real_face_shows_the_apis_p_fake_crop_overlay_and_card(
     auroc = card["test_metrics"]["auroc"]
     assert f"AUROC\t{auroc['value']:.4f}\t[{auroc['ci_low']:.4f}, {auroc['ci_high']:.4f}]" in text
     assert "32 px (resize)" in text and f"{card['calibration']['threshold']:.3f}" in text
-    assert "train\n12 real, 12 fake" in text
+    assert "train\n12 real, 12 fake" in text and "undefined" not in text
 
     shot = tmp_path / "web_page.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -60,6 +60,8 @@ READ_CHUNK = 1 << 16
 PATH_KEYS = ("source", "calibration_source", "manifest")
 WEB = resources.files("deepfake_lightning.inference") / "web"
 Prepared = tuple[tuple[torch.Tensor, ...], str | None]
+# a video whose container records no length: what the caller can do (the service has no `every_k`)
+UNKNOWN_LENGTH_HINT = "the server spreads video_num_frames={n} frames over the length a container records: re-encode it (e.g. as MP4)"
 
 
 class PredictionOut(BaseModel):
@@ -246,10 +248,7 @@ class _Scorer:
             deadline=time.monotonic() + settings.video_timeout_s,
             options=OPEN_OPTIONS,
             stop=stop_event(),
-            unknown_length_hint=(
-                f"the server spreads video_num_frames={settings.video_num_frames} frames over the length a "
-                "container records: re-encode it (e.g. as MP4)"
-            ),
+            unknown_length_hint=UNKNOWN_LENGTH_HINT.format(n=settings.video_num_frames),
         )
 
     def video_serial(self, path: str, container: str) -> tuple[VideoSummary, list[dict[str, Any]]]:
