@@ -96,4 +96,9 @@ def test_rgb_array_converts_large_images_band_by_band_to_the_same_pixels() -> No
     side = int(BAND_PIXELS**0.5) + 300  # more pixels than one band: the banded path
     array = np.random.default_rng(0).integers(0, 256, (side, side + 7, 3), dtype=np.uint8)
     for image in (Image.fromarray(array), Image.fromarray(array).convert("P")):
-        assert np.array_equal(rgb_array(image), np.asarray(to_rgb(image.copy())))
+        assert np.array_equal(rgb_array(image.copy()), np.asarray(to_rgb(image)))
+    turned = Image.fromarray(array[:40, :30])
+    exif = turned.getexif()
+    exif[0x0112] = 6  # shown turned by 90 degrees
+    turned.info["exif"] = exif.tobytes()
+    assert to_rgb(turned).size == (40, 30) and turned.size == (30, 40)  # a caller's image is left as it is
