@@ -92,8 +92,10 @@ def _is_loopback(host: str) -> bool:
 def _room_for_connections(limit_concurrency: int) -> None:
     """The connection guard keeps sockets under 3 x limit_concurrency; raise the soft file limit to fit them (and
     the model's own files) when the hard limit allows, else say what will happen."""
-    import resource
-
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = 3 * limit_concurrency + 256
     if soft == resource.RLIM_INFINITY or soft >= needed:

@@ -460,3 +460,24 @@ def test_the_budget_serves_in_arrival_order_and_forgets_a_cancelled_wait() -> No
         return order
 
     assert asyncio.run(scenario()) == ["a", "big", "small"]
+
+
+def test_an_api_key_on_a_multirun_command_line_is_refused(tmp_path: Path) -> None:
+    """A multirun re-reads its command line for every job, out of the callback's reach: refused, not written."""
+    import subprocess
+    import sys
+
+    secret = "multirun-key-5d2e8b"
+    command = [
+        sys.executable,
+        "-m",
+        "deepfake_lightning.serve",
+        "-m",
+        f"api_key={secret}",
+        "ckpt_path=/nowhere.ckpt",
+    ]
+    done = subprocess.run(
+        [*command, f"paths.log_dir={tmp_path}"], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode != 0 and "api_key on the command line of a multirun" in done.stdout + done.stderr
+    assert _files_holding(tmp_path, secret) == []
