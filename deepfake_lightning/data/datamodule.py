@@ -24,6 +24,12 @@ from deepfake_lightning.data.index import (
     index_folder_with_groups,
 )
 from deepfake_lightning.data.leakage import GroupLeak, Leak, report_group_leakage, report_leakage
+from deepfake_lightning.data.self_blend import (
+    blended_splits,
+    report_self_blend,
+    self_blend_dataset,
+    served_counts,
+)
 from deepfake_lightning.data.split_checks import require_trainable, warn_single_class_splits
 from deepfake_lightning.data.split_manifest import write_split_manifest
 from deepfake_lightning.data.transforms import build_eval_transform, build_train_transform
@@ -72,6 +78,8 @@ class DeepfakeDataModule(L.LightningDataModule):
         labels_csv: str | None = None,
         group_by: str | None = None,
         max_per_class: int | None = None,
+        fakes: str = "dataset",
+        self_blend: Mapping[str, Any] | None = None,
     ) -> None:
         arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
         DataSettings.check(arguments)
@@ -83,6 +91,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         self.augment = _plain(augment) or {}
         self.normalize = _plain(normalize) or IMAGENET_NORMALIZE
         self.split_ratios = list(split_ratios)
+        self.self_blend = _plain(self_blend) or {}
         self.device_augment = DeviceAugment(self.augment, self.normalize) if augment_on == "device" else None
         self.index: Index | None = None
         self.groups: dict[str, str] = {}  # path -> group, from the labels CSV's `group_by` column
@@ -118,7 +127,10 @@ class DeepfakeDataModule(L.LightningDataModule):
             index = self._verified(index)
         for split, counts in describe(index).items():
             log.info("data %s: %d real, %d fake (%s)", split, counts["real"], counts["fake"], self.root)
-        warn_single_class_splits(index, self.root)
+        if self.fakes == "self_blend":  # fakes made from the reals of train (and valid): data/self_blend.py
+            report_self_blend(index, self.self_blend, self.root)
+        else:
+            warn_single_class_splits(index, self.root)
         if self.check_leakage:
             self.leaks = report_leakage(index, self.root)
         if self.groups:  # reads no file, so it runs whenever groups are known: what data.group_by promises
@@ -153,12 +165,13 @@ class DeepfakeDataModule(L.LightningDataModule):
     def counts(self) -> dict[str, dict[str, int]]:
         self.setup()
         assert self.index is not None
+        if self.fakes == "self_blend":  # as served: self-blended fakes counted, `self_blended` beside
+            return served_counts(self.index, self.self_blend, self.root)
         return describe(self.index)
 
     def _dataset(self, split: str, train: bool) -> ImageDataset:
         self.setup()
         assert self.index is not None
-        require_trainable(self.index[split], split, self.root)
         quality = self.reencode_jpeg_quality
         on_device = train and self.device_augment is not None  # uint8 from workers; the device does the rest
         normalize = None if on_device else self.normalize
@@ -174,6 +187,10 @@ class DeepfakeDataModule(L.LightningDataModule):
             if train
             else build_eval_transform(self.image_size, self.preprocess, normalize, quality)
         )
+        if self.fakes == "self_blend" and split in blended_splits(self.self_blend):
+            args = (self.self_blend, self.split_seed, self.on_bad_image, self.decoder)
+            return self_blend_dataset(self.index[split], split, self.root, transform, *args)
+        require_trainable(self.index[split], split, self.root)
         return ImageDataset(self.index[split], transform, self.on_bad_image, self.decoder)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
@@ -190,7 +207,7 @@ class DeepfakeDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             generator=torch.Generator().manual_seed(sampler.seed) if sampler is not None else None,
-            drop_last=train and len(self.index[split]) > self.batch_size,
+            drop_last=train and len(dataset) > self.batch_size,
             num_workers=workers,
             collate_fn=collate_skipping,
             pin_memory=self.pin_memory and self._on_gpu(),

@@ -40,7 +40,7 @@ class ImageDataset(Dataset):
         index, augment_seed = key if isinstance(key, tuple) else (key, None)
         path, target = self.samples[index]
         try:
-            image = load_rgb(path, decoder=self.decoder)
+            image = self._load(index, path, augment_seed)
             image = (
                 self.transform(image) if augment_seed is None else self.transform(image, seed=augment_seed)
             )
@@ -49,6 +49,11 @@ class ImageDataset(Dataset):
                 raise
             return {"skipped": path}
         return {"image": image, "target": torch.tensor(float(target)), "path": path}
+
+    def _load(self, index: int, path: str, augment_seed: int | None) -> np.ndarray:
+        """The decoded image of sample `index`, before the transform: where a subclass changes the image itself
+        (``self_blend.SelfBlendDataset`` blends fakes from reals)."""
+        return load_rgb(path, decoder=self.decoder)
 
 
 def collate_skipping(items: list[dict[str, Any]]) -> dict[str, Any]:

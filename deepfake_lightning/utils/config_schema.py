@@ -40,6 +40,8 @@ ATTENTION_KINDS = ("channel_gate", "spatial", "softmax")
 LOSSES = ("focal", "bce")
 NONFINITE_LOSS = ("stop", "skip")
 FOLDER_ONLY = ("labels_csv", "group_by", "max_per_class")
+FAKES = ("dataset", "self_blend")
+VAL_FAKES = ("self_blend", "dataset")
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 
 S = TypeVar("S", bound="Settings")
@@ -259,6 +261,24 @@ class Augment(Settings):
     blur: Blur | None = None
 
 
+class SelfBlend(Settings):
+    """`data.self_blend`: how `data.fakes=self_blend` makes fakes from reals (data/self_blend.py)."""
+
+    config_key: ClassVar[str] = "data.self_blend"
+    val_fakes: Literal[VAL_FAKES] = Field("self_blend", description=words(VAL_FAKES))
+    face_box: Annotated[
+        Sequence[float],
+        _holds(lambda v: len(v) == 4 and 0 <= v[0] < v[2] <= 1 and 0 <= v[1] < v[3] <= 1),
+    ] = Field(
+        (0.2, 0.15, 0.8, 0.9),
+        description="[x0, y0, x1, y1], fractions of the image with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1",
+    )
+    blend_ratios: Annotated[Sequence[float], _holds(lambda v: len(v) >= 1 and all(0 < r <= 1 for r in v))] = (
+        Field((0.25, 0.5, 0.75, 1.0, 1.0, 1.0), description="a non-empty list of numbers in (0, 1]")
+    )
+    elastic_p: float = _probability(0.5)
+
+
 class DataSettings(Settings):
     """`data.*` of `DeepfakeDataModule` (faces140k and folder layouts); defaults are the constructor's."""
 
@@ -295,6 +315,8 @@ class DataSettings(Settings):
         None, description="null or a CSV column name"
     )
     max_per_class: Annotated[int, Field(ge=1)] | None = Field(None, description="null or an integer >= 1")
+    fakes: Literal[FAKES] = Field("dataset", description=words(FAKES))
+    self_blend: SelfBlend | None = None
 
     @model_validator(mode="after")
     def _folder_only(self) -> DataSettings:
