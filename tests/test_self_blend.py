@@ -1,5 +1,6 @@
 """data.fakes=self_blend: fakes blended from reals only inside the mask, seeded per (seed, epoch, index), reals and
-the test split untouched, labels and counts, a clear error without reals, a tiny training run."""
+the test split untouched, labels and counts, landmark masks with the face box as fallback, a clear error without
+reals or without the CenterFace model, a tiny training run."""
 
 from __future__ import annotations
 
@@ -16,8 +17,14 @@ from omegaconf import OmegaConf
 from deepfake_lightning.data.datamodule import DeepfakeDataModule
 from deepfake_lightning.data.dataset import ImageDataset
 from deepfake_lightning.data.epoch_sampler import EpochSampler
+from deepfake_lightning.data.images import load_rgb
 from deepfake_lightning.data.index import DatasetLayoutError
-from deepfake_lightning.data.self_blend import SELF_BLEND_SUFFIX, SelfBlendDataset, SelfBlender
+from deepfake_lightning.data.self_blend import (
+    SELF_BLEND_SUFFIX,
+    SelfBlendDataset,
+    SelfBlender,
+    self_blend_dataset,
+)
 from deepfake_lightning.train import train
 from deepfake_lightning.utils.config_schema import ConfigError, DataSettings
 from tests.conftest import make_folder_tree, write_image
@@ -25,6 +32,12 @@ from tests.conftest import make_folder_tree, write_image
 LANDMARKS = np.array(
     [[34.0, 40.0], [62.0, 40.0], [48.0, 55.0], [38.0, 68.0], [58.0, 68.0]]
 )  # in a 96-px face
+
+
+@pytest.fixture(autouse=True)
+def _detection_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """data.self_blend.mask=landmarks (the default) caches CenterFace detections: here, not in the user's cache."""
+    monkeypatch.setenv("DFL_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def _face(size: int = 96, seed: int = 0) -> np.ndarray:
@@ -150,6 +163,36 @@ def test_validation_fakes_are_fixed_or_the_sets_own(tmp_path: Path, caplog) -> N
     assert dm.counts()["valid"] == {"real": 2, "fake": 2}
 
 
+def test_landmark_masks_from_centerface_and_the_face_box_where_none_is_found(
+    lfw_dir: Path, tmp_path: Path, caplog
+) -> None:  # noqa: ANN001
+    faces = [str(p) for p in sorted((lfw_dir / "real").glob("*.jpg"))[:3]]
+    noise = str(write_image(tmp_path / "noise.jpg", seed=1, size=96))
+    reals = [(path, 0) for path in [*faces, noise]]
+    with caplog.at_level(logging.INFO, logger="deepfake_lightning.data.self_blend"):
+        dataset = self_blend_dataset(reals, "train", "lfw", lambda image, seed=None: image, {})
+    assert sorted(dataset.landmarks) == sorted(faces)  # the noise image has no face: the face box
+    assert (
+        "train 3 of 4 reals with a face (CenterFace); 1 without one use the face-box ellipse" in caplog.text
+    )
+    for i, (path, _) in enumerate(reals):
+        blended = dataset._load(dataset.n_real + i, path, augment_seed=99)
+        real = load_rgb(path)
+        np.testing.assert_array_equal(blended, dataset.blender(real, 99, dataset.landmarks.get(path))[0])
+        if path in dataset.landmarks:  # the landmark hull, not the ellipse
+            assert not np.array_equal(blended, dataset.blender(real, 99)[0])
+    plain = self_blend_dataset(reals, "train", "lfw", lambda image, seed=None: image, {"mask": "face_box"})
+    assert plain.landmarks == {}
+
+
+def test_landmarks_without_the_centerface_model_say_what_to_do(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    root = make_folder_tree(tmp_path / "faces", per_class=10)
+    expected = r"data.self_blend.mask=landmarks: .*CenterFace model not found; .*\(or set data.self_blend.mask=face_box\)"
+    with pytest.raises(ConfigError, match=expected):
+        _module(root, fakes="self_blend")._dataset("train", train=True)
+
+
 def test_a_set_without_reals_is_refused_at_setup(tmp_path: Path) -> None:
     for i in range(6):
         write_image(tmp_path / "fakes_only" / "fake" / f"f{i}.jpg", seed=i)
@@ -171,6 +214,7 @@ def test_a_reals_only_folder_trains(tmp_path: Path) -> None:
     ("settings", "message"),
     [
         ({"fakes": "blend"}, "data.fakes='blend': expected dataset or self_blend"),
+        ({"self_blend": {"mask": "hull"}}, "data.self_blend.mask='hull': expected landmarks or face_box"),
         (
             {"self_blend": {"val_fakes": "test"}},
             "data.self_blend.val_fakes='test': expected self_blend or dataset",

@@ -11,10 +11,12 @@ the mask (`mask == 0`) the fake is the real image, bit for bit.
 
 * Source: albumentations 2.x colour (RGBShift, HueSaturationValue, RandomBrightnessContrast), one frequency change
   (Downscale, Sharpen, ImageCompression or GaussianBlur) and a small scale/translate (Affine).
-* Mask: the face region, an ellipse inscribed in `face_box` (fractions of the image: the shared sets are face crops
-  with the face at a known place) jittered per sample, or, given 5 landmarks (eyes, nose, mouth corners), their
-  convex hull grown to forehead, cheeks and chin. Then softened: a random erosion or dilation, an optional elastic
-  deformation, a Gaussian blur of random width, and multiplied by a random blend ratio.
+* Mask: the face region. `mask=landmarks` (default): the convex hull of the 5 CenterFace landmarks (eyes, nose,
+  mouth corners; `deepfake_lightning.faces`, cached per file) grown to forehead, cheeks and chin. Where no face is
+  found (counted, logged) and with `mask=face_box`: an ellipse inscribed in `face_box` (fractions of the image:
+  the shared sets are face crops with the face at a known place), jittered per sample. Then softened: a random
+  erosion or dilation, an optional elastic deformation, a Gaussian blur of random width, and multiplied by a
+  random blend ratio.
 * Randomness: every draw comes from one seed per sample. In training that is the `EpochSampler`'s per-sample seed,
   a function of (run seed, epoch, position), so the fakes change every epoch and a resumed run draws the same ones
   (data/epoch_sampler.py); validation fakes are fixed, one per real, from (data.split_seed, index).
@@ -34,6 +36,8 @@ from deepfake_lightning.data.dataset import ImageDataset
 from deepfake_lightning.data.index import DatasetLayoutError, Index, Sample, describe
 from deepfake_lightning.data.split_checks import warn_single_class_splits
 from deepfake_lightning.data.transforms import _Pipeline
+from deepfake_lightning.faces import FaceDetectorError, landmarks_for
+from deepfake_lightning.utils.config_schema import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -280,5 +284,30 @@ def self_blend_dataset(
     """The dataset of a blended split: its reals and one self-blend of each (the split's own fakes unused)."""
     reals = [(path, target) for path, target in samples if target == 0]
     _require_reals(len(reals), len(samples) - len(reals), split, root)
-    blender = SelfBlender(**{key: value for key, value in settings.items() if key != "val_fakes"})
-    return SelfBlendDataset(reals, transform, blender, fixed_seed, on_bad_image, decoder)
+    landmarks = None
+    if settings.get("mask", "landmarks") == "landmarks":
+        landmarks = face_landmarks([path for path, _ in reals], split)
+    blender = SelfBlender(
+        **{key: value for key, value in settings.items() if key not in ("val_fakes", "mask")}
+    )
+    return SelfBlendDataset(reals, transform, blender, fixed_seed, on_bad_image, decoder, landmarks)
+
+
+def face_landmarks(paths: Sequence[str], split: str) -> dict[str, np.ndarray]:
+    """path -> the 5 CenterFace landmarks of its largest face (`deepfake_lightning.faces.landmarks_for`: detected
+    once, cached on disk by the file's SHA-256). A real without a face keeps the face-box ellipse: counted, logged."""
+    try:
+        found = landmarks_for(paths)
+    except FaceDetectorError as err:
+        raise ConfigError(
+            f"data.self_blend.mask=landmarks: {err} (or set data.self_blend.mask=face_box)"
+        ) from None
+    kept = {path: marks for path, marks in zip(paths, found, strict=True) if np.isfinite(marks).all()}
+    missing = len(paths) - len(kept)
+    log.log(
+        logging.WARNING if missing else logging.INFO,
+        "data.self_blend.mask=landmarks: %s %d of %d reals with a face (CenterFace); %d without one use the "
+        "face-box ellipse (data.self_blend.face_box)",
+        *(split, len(kept), len(paths), missing),
+    )
+    return kept

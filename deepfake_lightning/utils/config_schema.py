@@ -42,6 +42,7 @@ NONFINITE_LOSS = ("stop", "skip")
 FOLDER_ONLY = ("labels_csv", "group_by", "max_per_class")
 FAKES = ("dataset", "self_blend")
 VAL_FAKES = ("self_blend", "dataset")
+BLEND_MASKS = ("landmarks", "face_box")
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 
 S = TypeVar("S", bound="Settings")
@@ -266,6 +267,7 @@ class SelfBlend(Settings):
 
     config_key: ClassVar[str] = "data.self_blend"
     val_fakes: Literal[VAL_FAKES] = Field("self_blend", description=words(VAL_FAKES))
+    mask: Literal[BLEND_MASKS] = Field("landmarks", description=words(BLEND_MASKS))
     face_box: Annotated[
         Sequence[float],
         _holds(lambda v: len(v) == 4 and 0 <= v[0] < v[2] <= 1 and 0 <= v[1] < v[3] <= 1),
