@@ -1,6 +1,7 @@
 """`python -m deepfake_lightning.eval ckpt_path=... [data=...]`: test a checkpoint on any data config.
 
-Writes the test outputs (metrics with CIs at the validation-chosen threshold, predictions, plots), the model
+Writes the test outputs (metrics with CIs at the validation-chosen threshold, predictions, plots; with
+`eval.aggregate_by=video` also per video, as `test_results.json`'s `video_level`), the model
 bundle `bundle.json` (the checkpoint with the calibration applied here and these test metrics: servable as is),
 then the optional extras -- cross-dataset table, robustness grid, explanations -- and REPORT.md from the files.
 """
@@ -25,14 +26,28 @@ from deepfake_lightning.evaluation.explanations import write_explanations
 from deepfake_lightning.evaluation.report import write_report
 from deepfake_lightning.evaluation.robustness import evaluate_robustness, write_robustness
 from deepfake_lightning.evaluation.test_outputs import collected_predictions, write_test_outputs
+from deepfake_lightning.utils.config_schema import EvalSettings
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
+AGGREGATE_BY_KEY = "eval.aggregate_by"
+
+
+def _carried_columns(settings: EvalSettings, datamodule: Any, paths: list[str]) -> dict[str, dict[str, str]]:
+    """`{column: {path: value}}` to carry into the predictions: `eval.aggregate_by`'s labels-CSV column (with
+    no paths: only checks that the CSV and the column exist)."""
+    if not settings.aggregate_by:
+        return {}
+    column = settings.aggregate_by
+    return {column: datamodule.labels_csv_column(column, paths, AGGREGATE_BY_KEY)}
+
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    aggregation = EvalSettings.check(cfg.get("eval") or {})
     model, output_dir = start_evaluation(cfg)
     module = model.module
     datamodule = instantiate(cfg.data)
+    _carried_columns(aggregation, datamodule, [])  # a missing labels CSV or column is named before testing
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[SkippedImagesCallback(str(output_dir))])
     device = trainer.strategy.root_device
 
@@ -45,7 +60,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     extra = {"checkpoint": str(cfg.ckpt_path), "model": module.size(), "data": datamodule.counts()}
     datamodule.write_split_manifest(output_dir / "splits.csv")
     extra["calibration"] = calibration
-    results = write_test_outputs(module, output_dir, extra, temperature, threshold)
+    columns = _carried_columns(aggregation, datamodule, list(module.test_outputs.get("path", [])))
+    results = write_test_outputs(
+        module, output_dir, extra, temperature, threshold, columns, aggregation=aggregation
+    )
     write_evaluation_bundle(cfg, model, calibration, results, output_dir)
 
     n_bootstrap = int(cfg.get("n_bootstrap", 1000))

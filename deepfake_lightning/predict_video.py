@@ -14,6 +14,7 @@ from deepfake_lightning.inference.from_config import detector_from_config, valid
 from deepfake_lightning.inference.row_writer import RowWriter
 from deepfake_lightning.inference.video_predict import FRAME_COLUMNS, plot_timeline, predict_frames
 from deepfake_lightning.inference.video_source import Sampling, is_live, iter_frames
+from deepfake_lightning.utils.config_schema import FrameAggregation
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
@@ -39,8 +40,7 @@ def _validate(cfg: DictConfig) -> Sampling:
         raise ConfigError(
             f"input={cfg.input!r}: video file not found (stream URLs and /dev/* devices are read live)"
         )
-    if not isinstance(cfg.top_k, int) or cfg.top_k < 1:
-        raise ConfigError(f"top_k={cfg.top_k!r}: expected an integer >= 1")
+    FrameAggregation.check({"aggregate": cfg.aggregate, "top_k": cfg.top_k})  # eval's rule and its check
     return sampling
 
 
@@ -54,7 +54,7 @@ def predict_video(cfg: DictConfig) -> dict[str, Any]:
     columns = [c for c in FRAME_COLUMNS if c != "face" or cfg.face_crop]
     start = time.perf_counter()
     with RowWriter(frames_path, columns) as out:
-        summary = predict_frames(detector, frames, cfg.batch_size, cfg.top_k, on_row=out.write)
+        summary = predict_frames(detector, frames, cfg.batch_size, cfg.top_k, out.write, cfg.aggregate)
     seconds = time.perf_counter() - start
     result = {
         "input": str(cfg.input),
@@ -66,11 +66,12 @@ def predict_video(cfg: DictConfig) -> dict[str, Any]:
     (output_dir / "video.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     plot_timeline(summary, detector.threshold, output_dir / "timeline.png", title=Path(str(cfg.input)).name)
     log.info(
-        "%s: %d frames in %.2f s, mean p_fake %s -> %s",
+        "%s: %d frames in %.2f s, %s p_fake %s -> %s",
         cfg.input,
         summary.count,
         seconds,
-        result["p_fake_mean"],
+        cfg.aggregate,
+        result.get("p_fake_video"),
         result["label"],
     )
     return {"status": "ok", **{k: v for k, v in result.items() if k != "model"}}

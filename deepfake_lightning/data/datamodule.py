@@ -18,6 +18,7 @@ from deepfake_lightning.data.epoch_sampler import EpochSampler, epoch_sampler
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.data.index import (
     SPLITS,
+    DatasetLayoutError,
     Index,
     describe,
     index_faces140k,
@@ -142,6 +143,21 @@ class DeepfakeDataModule(L.LightningDataModule):
         self.setup()
         assert self.index is not None
         return write_split_manifest(path, self.index, self.groups)
+
+    def labels_csv_column(self, column: str, paths: Sequence[str], key: str) -> dict[str, str]:
+        """`{path: value}` of the labels CSV's `column` (e.g. `video`, to score whole videos) for `paths`; `key`
+        names the setting that asked, for the one-line error when the CSV, the column or a value is missing."""
+        from deepfake_lightning.data.labels_csv import read_column, resolve_labels_csv
+
+        if self.layout != "folder":
+            raise DatasetLayoutError(
+                f"{key}={column!r}: needs data=folder with a labels CSV holding a {column!r} column; "
+                f"this data is {self.layout}"
+            )
+        root = Path(self.root)
+        csv_path = resolve_labels_csv(root, self.labels_csv, column, key)
+        assert csv_path is not None  # resolve_labels_csv raises when a column is asked for and no CSV exists
+        return dict(zip(paths, read_column(csv_path, root, paths, column, key), strict=True))
 
     def _verified(self, index: Index) -> Index:
         """Decode every file once before training, so bad files are known up front."""

@@ -37,8 +37,11 @@ def _few(items: Sequence[str]) -> str:
     return f"{shown}, ..." if len(items) > SHOWN else shown
 
 
-def resolve_labels_csv(root: Path, labels_csv: str | None, group_by: str | None) -> Path | None:
-    """`labels_csv` (absolute or relative to root) must exist; unset, `root/labels.csv` is used when present."""
+def resolve_labels_csv(
+    root: Path, labels_csv: str | None, group_by: str | None, key: str = "data.group_by"
+) -> Path | None:
+    """`labels_csv` (absolute or relative to root) must exist; unset, `root/labels.csv` is used when present.
+    `group_by` is a column some setting (`key`) needs: then a missing CSV is an error."""
     if labels_csv:
         path = Path(labels_csv)
         path = path if path.is_absolute() else root / path
@@ -53,7 +56,7 @@ def resolve_labels_csv(root: Path, labels_csv: str | None, group_by: str | None)
         return default
     if group_by:
         raise DatasetLayoutError(
-            f"data.group_by={group_by!r} needs a labels CSV: {default} not found; set data.labels_csv=FILE "
+            f"{key}={group_by!r} needs a labels CSV: {default} not found; set data.labels_csv=FILE "
             f"(columns {FILE_COLUMN},{group_by}[,{LABEL_COLUMN}])"
         )
     return None
@@ -65,7 +68,9 @@ def _relative(path: str, root: str) -> str:
     return os.path.normpath(rel).replace(os.sep, "/")
 
 
-def _read_rows(csv_path: Path, group_by: str | None) -> tuple[list[str], dict[str, dict[str, str]]]:
+def _read_rows(
+    csv_path: Path, group_by: str | None, key: str = "data.group_by"
+) -> tuple[list[str], dict[str, dict[str, str]]]:
     with csv_path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = list(reader.fieldnames or [])
@@ -76,7 +81,7 @@ def _read_rows(csv_path: Path, group_by: str | None) -> tuple[list[str], dict[st
             )
         if group_by and group_by not in columns:
             raise DatasetLayoutError(
-                f"data.group_by={group_by!r}: no such column in {csv_path}; available: {', '.join(columns)}"
+                f"{key}={group_by!r}: no such column in {csv_path}; available: {', '.join(columns)}"
             )
         rows: dict[str, dict[str, str]] = {}
         repeated: list[str] = []
@@ -175,3 +180,32 @@ def read_groups(
             f"{_few(empty)}"
         )
     return {path: rows[rel][group_by].strip() for rel, (path, _) in by_rel.items()}
+
+
+def read_column(csv_path: Path, root: str | Path, paths: Sequence[str], column: str, key: str) -> list[str]:
+    """The value of `column` for each of `paths` (as the loaders opened them), in order.
+
+    The files themselves were checked against the CSV when the index was built (`read_groups`); here a path
+    the CSV does not list, or an empty value, is an error naming `key`, the setting that asked for the column:
+    a frame without its video would otherwise be scored as a video of its own."""
+    _, rows = _read_rows(csv_path, column, key)
+    root_str = str(root)
+    values, unlisted, empty = [], [], []
+    for path in paths:
+        rel = _relative(path, root_str)
+        row = rows.get(rel)
+        value = (row.get(column) or "").strip() if row is not None else ""
+        if row is None:
+            unlisted.append(rel)
+        elif not value:
+            empty.append(rel)
+        values.append(value)
+    if unlisted:
+        raise DatasetLayoutError(
+            f"{key}={column!r}: {len(unlisted)} file(s) under {root_str} are not in {csv_path}: {_few(unlisted)}"
+        )
+    if empty:
+        raise DatasetLayoutError(
+            f"{key}={column!r}: {len(empty)} file(s) in {csv_path} have an empty {column}: {_few(empty)}"
+        )
+    return values

@@ -166,6 +166,37 @@ def results_section(run_dir: Path, results: Mapping[str, Any], calibration: Mapp
     return head + markdown_table(("metric", "value [95% CI]"), rows) + "\n" + figures
 
 
+GROUP_ROWS = RESULT_ROWS[:8]  # ranking and thresholded metrics; log loss, Brier and ECE are per frame only
+
+
+def group_level_sections(run_dir: Path, results: Mapping[str, Any]) -> str:
+    """`eval.aggregate_by`: each group (video) scored as a whole, beside the frame-level numbers."""
+    sections = []
+    for key, level in results.items():
+        if not (key.endswith("_level") and isinstance(level, Mapping) and "aggregate_by" in level):
+            continue
+        column, method = level["aggregate_by"], level.get("aggregate")
+        rule = f"top-{level.get('top_k')} mean" if method == "top_k_mean" else method
+        spread = level.get("frames_per_group") or {}
+        head = (
+            f"## Results per {column} (`{key}`: n = {level.get('n')} {column}s, {level.get('n_real')} real, "
+            f"{level.get('n_fake')} fake)\n\n"
+            f"Each {column} scored by the {rule} of its frames' p_fake (the rule `predict_video` applies); "
+            f"{level.get('n_frames')} frames, {spread.get('min')}-{spread.get('max')} per {column}. CIs "
+            f"resample {column}s ({level.get('n_bootstrap')} replicates), so they are wider than the frame "
+            f"ones; the threshold {fmt(level.get('threshold'))} is the frame-level one.\n\n"
+        )
+        rows = [
+            [label, fmt_ci(results.get(name)), fmt_ci(level.get(name))]
+            for name, label in GROUP_ROWS
+            if name in level
+        ]
+        table = markdown_table(("metric", "per frame", f"per {column}"), rows)
+        figures = _figures(run_dir, [(f"roc_{column}.png", f"ROC per {column}")])
+        sections.append(head + table + "\n" + figures)
+    return "\n".join(sections)
+
+
 def confusion_section(run_dir: Path, results: Mapping[str, Any]) -> str:
     counts = results.get("confusion_counts") or {}
     tn, fp, fn, tp = (int(counts.get(k, 0)) for k in ("tn", "fp", "fn", "tp"))
@@ -283,6 +314,7 @@ def build_report(run_dir: str | Path) -> str:
         architecture_section(model),
         training_section(run_dir, train_dir),
         results_section(run_dir, results, calibration),
+        group_level_sections(run_dir, results),
         confusion_section(run_dir, results),
         calibration_section(run_dir, results, calibration),
         cross_dataset_section(run_dir),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from deepfake_lightning.evaluation.aggregate import level_key
 from deepfake_lightning.evaluation.calibration import apply_temperature, binary_nll
+from deepfake_lightning.evaluation.group_outputs import write_group_outputs
 from deepfake_lightning.evaluation.metrics import compute_metrics, expected_calibration_error
 from deepfake_lightning.evaluation.plots import (
     plot_confusion_matrix,
@@ -20,6 +23,7 @@ from deepfake_lightning.evaluation.plots import (
 )
 from deepfake_lightning.evaluation.predictions import write_predictions_csv
 from deepfake_lightning.evaluation.report import write_report
+from deepfake_lightning.utils.config_schema import EvalSettings
 
 
 def collected_predictions(module: Any, temperature: float = 1.0) -> dict[str, Any]:
@@ -50,11 +54,16 @@ def write_test_outputs(
     extra: dict[str, Any] | None = None,
     temperature: float = 1.0,
     threshold: float | None = None,
+    columns: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    aggregation: EvalSettings | None = None,
 ) -> dict[str, Any]:
     """Writes ``test_results.json``, ``predictions.csv``, the PNGs and ``REPORT.md``; returns the results.
 
     ``temperature`` and ``threshold`` come from validation (``calibration.json``), never from these labels;
-    ``threshold=None`` falls back to the module's configured threshold.
+    ``threshold=None`` falls back to the module's configured threshold. ``columns`` (``{column: {path:
+    value}}``, e.g. a labels-CSV ``video`` column) are written beside each prediction; with
+    ``aggregation.aggregate_by`` naming one of them, its groups are also scored as a whole (``<column>_level``).
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -65,9 +74,21 @@ def write_test_outputs(
     results = compute_metrics(p_fake, labels, threshold=threshold)
     results["temperature"] = float(temperature)
     results["uncalibrated"] = uncalibrated_scores(preds["logit"], labels)
+    carried = {
+        name: [values.get(path, "") for path in preds["path"]] for name, values in (columns or {}).items()
+    }
+    if aggregation is not None and aggregation.aggregate_by:
+        column = aggregation.aggregate_by
+        if column not in carried:
+            raise ValueError(f"eval.aggregate_by={column!r}: not among the carried columns {sorted(carried)}")
+        results[level_key(column)] = write_group_outputs(
+            output_dir, aggregation, carried[column], p_fake, labels, threshold
+        )
     results.update(extra or {})
     (output_dir / "test_results.json").write_text(json.dumps(results, indent=2, default=float))
-    write_predictions_csv(output_dir / "predictions.csv", preds["path"], labels, preds["logit"], p_fake)
+    write_predictions_csv(
+        output_dir / "predictions.csv", preds["path"], labels, preds["logit"], p_fake, carried
+    )
     plot_confusion_matrix(results["confusion_matrix"], output_dir / "confusion_matrix.png", "test")
     plot_roc(p_fake, labels, output_dir / "roc.png")
     plot_pr(p_fake, labels, output_dir / "pr.png")

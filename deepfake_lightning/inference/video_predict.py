@@ -1,18 +1,19 @@
-"""Score a stream of frames in bounded batches and summarise the video: mean and top-k mean of p_fake.
+"""Score a stream of frames in bounded batches and summarise the video: mean, top-k mean and max of p_fake.
 
-The mean is the DeepfakeBench video score (average of frame probabilities); the top-k mean catches a fake
-that fills only a few seconds of a long clip. Memory stays bounded for endless streams: one batch of frames,
-a k-element heap, and a timeline that halves its resolution whenever it fills up.
+The video score and label follow `aggregate` (`evaluation/aggregate.py`, the rule `eval eval.aggregate_by=video`
+measures): the mean is the DeepfakeBench video score (average of frame probabilities, the default); the top-k
+mean catches a fake that fills only a few seconds of a long clip. Memory stays bounded for endless streams: one
+batch of frames, a k-element heap, and a timeline that halves its resolution whenever it fills up.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepfake_lightning.evaluation.aggregate import DEFAULT_AGGREGATE, ScoreAggregate, check_aggregate
 from deepfake_lightning.inference.detector import BaseDetector, label_of, stack_inputs
 from deepfake_lightning.inference.video_source import Frame, batched
 
@@ -22,16 +23,27 @@ TIMELINE_POINTS = 4096
 
 @dataclass
 class VideoSummary:
-    """Running aggregate of frame scores in O(top_k + TIMELINE_POINTS) memory."""
+    """Running aggregate of frame scores (`ScoreAggregate`) and a timeline, in O(top_k + TIMELINE_POINTS) memory."""
 
     top_k: int = 5
-    count: int = 0
-    total: float = 0.0
+    aggregate: str = DEFAULT_AGGREGATE
     errors: int = 0
     faces_found: int = 0
-    top: list[float] = field(default_factory=list)
     timeline: list[tuple[float, float]] = field(default_factory=list)
+    scores: ScoreAggregate = field(init=False)
     _stride: int = 1
+
+    def __post_init__(self) -> None:
+        check_aggregate(self.aggregate, self.top_k)
+        self.scores = ScoreAggregate(top_k=self.top_k)
+
+    @property
+    def count(self) -> int:
+        return self.scores.count
+
+    @property
+    def top(self) -> list[float]:
+        return self.scores.top
 
     def add(self, time_s: float, p_fake: float, face: str | None) -> None:
         if self.count % self._stride == 0:
@@ -39,27 +51,25 @@ class VideoSummary:
             if len(self.timeline) >= TIMELINE_POINTS:
                 self.timeline = self.timeline[::2]
                 self._stride *= 2
-        self.count += 1
-        self.total += p_fake
+        self.scores.add(p_fake)
         self.faces_found += face == "found"
-        heapq.heappush(self.top, p_fake)
-        if len(self.top) > self.top_k:
-            heapq.heappop(self.top)
 
     def result(self, threshold: float) -> dict[str, Any]:
         if self.count == 0:
             return {"frames_scored": 0, "frames_failed": self.errors, "p_fake_mean": None, "label": None}
-        mean = self.total / self.count
-        top_mean = sum(self.top) / len(self.top)
+        scores = self.scores
+        video = scores.value(self.aggregate)
         return {
             "frames_scored": self.count,
             "frames_failed": self.errors,
-            "p_fake_mean": mean,
-            f"p_fake_top{self.top_k}_mean": top_mean,
-            "p_fake_max": max(self.top),
+            "aggregate": self.aggregate,
+            "p_fake_video": video,
+            "p_fake_mean": scores.mean,
+            f"p_fake_top{self.top_k}_mean": scores.top_k_mean,
+            "p_fake_max": scores.maximum,
             "threshold": threshold,
-            "label": label_of(mean, threshold),
-            "label_top_k": label_of(top_mean, threshold),
+            "label": label_of(video, threshold),
+            "label_top_k": label_of(scores.top_k_mean, threshold),
             "faces_found": self.faces_found,
         }
 
@@ -70,9 +80,10 @@ def predict_frames(
     batch_size: int = 16,
     top_k: int = 5,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    aggregate: str = DEFAULT_AGGREGATE,
 ) -> VideoSummary:
     """Score frames batch by batch; each frame's row goes to `on_row` (a file writer) and is not kept."""
-    summary = VideoSummary(top_k=top_k)
+    summary = VideoSummary(top_k=top_k, aggregate=aggregate)
     for batch in batched(frames, batch_size):
         prepared, rows = [], []
         for frame in batch:
@@ -113,7 +124,8 @@ def plot_timeline(summary: VideoSummary, threshold: float, path: str | Path, tit
     if summary.timeline:
         times, scores = zip(*summary.timeline, strict=True)
         ax.plot(times, scores, marker="o", markersize=2.5, linewidth=1.0, label="frame p_fake")
-        ax.axhline(summary.total / summary.count, color="tab:green", linestyle=":", label="video mean")
+        video = summary.scores.value(summary.aggregate)
+        ax.axhline(video, color="tab:green", linestyle=":", label=f"video score ({summary.aggregate})")
     ax.axhline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:.3g}")
     ax.set(xlabel="time (s)", ylabel="p_fake", ylim=(-0.02, 1.02), title=title or "Per-frame p_fake")
     ax.legend(loc="upper right", fontsize=8)

@@ -39,6 +39,7 @@ AUGMENT_ON = ("cpu", "device")
 ATTENTION_KINDS = ("channel_gate", "spatial", "softmax")
 LOSSES = ("focal", "bce")
 NONFINITE_LOSS = ("stop", "skip")
+AGGREGATES = ("mean", "max", "top_k_mean")  # frame scores -> a video score (evaluation/aggregate.py)
 FOLDER_ONLY = ("labels_csv", "group_by", "max_per_class")
 FAKES = ("dataset", "self_blend")
 VAL_FAKES = ("self_blend", "dataset")
@@ -437,6 +438,25 @@ class ModelSettings(Settings):
     threshold: float = Field(0.5, gt=0, lt=1, description="a number in (0, 1)")
     preprocessing: dict[str, Any] | None = Field(None, description="null or the eval preprocessing")
     nonfinite_loss: Literal[NONFINITE_LOSS] = Field("stop", description=words(NONFINITE_LOSS))
+
+
+# --- evaluation ---------------------------------------------------------------------------------------------------
+
+
+class FrameAggregation(Settings):
+    """How frame scores become one video score (`evaluation/aggregate.py`): `predict_video`'s top-level keys."""
+
+    aggregate: Literal[AGGREGATES] = Field("mean", description=words(AGGREGATES))
+    top_k: int = Field(5, ge=1, description="an integer >= 1")
+
+
+class EvalSettings(FrameAggregation):
+    """`eval.*` of `python -m deepfake_lightning.eval`: scoring groups of test images (videos) as a whole."""
+
+    config_key: ClassVar[str] = "eval"
+    aggregate_by: Annotated[str, _holds(lambda v: v.strip() != "")] | None = Field(
+        None, description="null or a labels-CSV column name (e.g. video)"
+    )
 
 
 # --- trainer ----------------------------------------------------------------------------------------------------
