@@ -115,6 +115,7 @@ def iter_frames(
     options: dict[str, str] | None = None,
     unknown_length_hint: str = "set every_k instead",
     stop: threading.Event | None = None,
+    decode_threads: int | None = None,
 ) -> Iterator[Frame]:
     """Yield sampled frames as RGB arrays, stopping at `max_frames` frames or `max_seconds` of stream time.
 
@@ -123,7 +124,8 @@ def iter_frames(
     with `VideoLimitError` once passed, checked at every decoded frame, sampled or not. `options` go to FFmpeg's
     `avformat_open_input` (the service limits protocols); `unknown_length_hint` ends the message for a stream of
     unknown length, naming what the caller can do. Decoding ends quietly once `stop` is set (the service sets it
-    when the client goes away), checked at every decoded frame.
+    when the client goes away), checked at every decoded frame. `decode_threads` caps FFmpeg's threads for this
+    stream (None: FFmpeg's own choice), for callers that decode one video per process.
     """
     source = str(source)
     sampling = sampling or Sampling()
@@ -133,6 +135,8 @@ def iter_frames(
         stream = container.streams.video[0]
         _check_pixels(stream.width or 0, stream.height or 0, max_frame_pixels, source)
         stream.thread_type = "AUTO"
+        if decode_threads is not None:
+            stream.codec_context.thread_count = decode_threads
         every_k, indices = _wanted(sampling, live, stream, source, unknown_length_hint)
         last_wanted = max(indices) if indices else None
         rate = float(stream.average_rate) if stream.average_rate else 25.0

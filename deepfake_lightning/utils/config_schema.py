@@ -40,6 +40,9 @@ ATTENTION_KINDS = ("channel_gate", "spatial", "softmax")
 LOSSES = ("focal", "bce")
 NONFINITE_LOSS = ("stop", "skip")
 AGGREGATES = ("mean", "max", "top_k_mean")  # frame scores -> a video score (evaluation/aggregate.py)
+VIDEO_LAYOUTS = ("auto", "ffpp", "celebdf", "dfdc", "csv")  # prepare's inputs (data/video_dataset/layouts.py)
+VIDEO_SUBSETS = ("all", "train", "test")
+CROP_FORMATS = ("png", "jpg")
 FOLDER_ONLY = ("labels_csv", "group_by", "max_per_class")
 FAKES = ("dataset", "self_blend")
 VAL_FAKES = ("self_blend", "dataset")
@@ -457,6 +460,33 @@ class EvalSettings(FrameAggregation):
     aggregate_by: Annotated[str, _holds(lambda v: v.strip() != "")] | None = Field(
         None, description="null or a labels-CSV column name (e.g. video)"
     )
+
+
+class PrepareSettings(Settings):
+    """`python -m deepfake_lightning.prepare`: a folder of videos -> a folder set of aligned face crops."""
+
+    input: str | Path = Field(description="a folder of videos")
+    output: str | Path = Field(
+        description="the folder to write the face crops, labels.csv and summary.json to"
+    )
+    labels: str | Path | None = Field(
+        None,
+        description="null, a labels CSV (video,label[,group]), a DFDC metadata.json or Celeb-DF test list",
+    )
+    layout: Literal[VIDEO_LAYOUTS] = Field("auto", description=words(VIDEO_LAYOUTS))
+    subset: Literal[VIDEO_SUBSETS] = Field(
+        "all", description=words(VIDEO_SUBSETS) + " (Celeb-DF's test list)"
+    )
+    frames: int = Field(32, ge=1, description="an integer >= 1 (frames per video, evenly spaced)")
+    face: dict[str, Any] | None = Field(
+        None, description="a face pipeline spec: detector, alignment, scale, size and detector options"
+    )
+    image_format: Literal[CROP_FORMATS] = Field("png", description=words(CROP_FORMATS))
+    jpeg_quality: int = Field(95, ge=1, le=100, description="an integer in 1..100")
+    workers: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="null (one process per CPU core), 0 (this process) or an integer >= 1"
+    )
+    progress: bool = Field(True, description="true or false")
 
 
 # --- trainer ----------------------------------------------------------------------------------------------------
