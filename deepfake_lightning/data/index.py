@@ -27,12 +27,9 @@ class DatasetLayoutError(ValueError):
 
 def _walk_images(folder: Path) -> list[str]:
     from deepfake_lightning.data.images import is_image_file
+    from deepfake_lightning.utils.files import walk_files
 
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(os.path.join(dirpath, name) for name in sorted(filenames) if is_image_file(name))
-    return found
+    return walk_files(folder, is_image_file)
 
 
 def _class_folders(split_dir: Path) -> list[Sample]:

@@ -8,9 +8,10 @@ disk that no label file lists) is one line naming the file; it leaves that video
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from deepfake_lightning.utils.files import walk_files
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,7 @@ def is_video(name: str) -> bool:
 
 def walk_videos(folder: Path) -> list[Path]:
     """Every video file under `folder` (hidden folders skipped), sorted."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(Path(dirpath) / name for name in sorted(filenames) if is_video(name))
-    return found
+    return [Path(path) for path in walk_files(folder, is_video)]
 
 
 def video_id(path: Path, root: Path) -> str:
