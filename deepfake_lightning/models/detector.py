@@ -29,14 +29,18 @@ class DeepfakeDetector(nn.Module):
 
 
 def build_detector(
-    backbone: dict[str, Any], attention: dict[str, Any], head: dict[str, Any]
+    backbone: dict[str, Any],
+    attention: dict[str, Any],
+    head: dict[str, Any],
+    image_size: int | None = None,
 ) -> DeepfakeDetector:
     """Build from plain config dicts (the form stored in checkpoints, so they load without pickled objects).
 
     Attention and head widths follow the backbone's channel count (1280 for MobileNetV2, timm's
-    `feature_info.channels()[-1]` otherwise).
+    `feature_info.channels()[-1]` otherwise). `image_size`, the run's input size, builds a ViT backbone's position
+    table for it (other backbones take any size anyway).
     """
-    net_backbone = build_backbone(backbone)
+    net_backbone = build_backbone(backbone, image_size=image_size)
     return DeepfakeDetector(
         backbone=net_backbone,
         attention=SpatialAttention(channels=net_backbone.out_channels, **attention),

@@ -1,4 +1,8 @@
-"""Any timm model as the backbone: its last `features_only` level, with explicit, never-silent weight loading."""
+"""Any timm model as the backbone: its last `features_only` level, with explicit, never-silent weight loading.
+
+ViT-family models (a token grid, not a feature pyramid) are built by `vit_features`: last block, final norm,
+any input size. Registry names (`python -m deepfake_lightning.weights --list`) are weights too.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,11 @@ TIMM_PRETRAINED = (
 )
 
 
-def _create(model_name: str, **kwargs: object) -> nn.Module:
-    """`timm.create_model(features_only=True)` for the last feature level only."""
+def _create(model_name: str, image_size: int | None = None, **kwargs: object) -> nn.Module:
+    """`timm.create_model(features_only=True)` for the last feature level only (`vit_features` for ViTs)."""
     import timm
+
+    from deepfake_lightning.models.vit_features import create_token_features, is_token_model
 
     if not timm.is_model(model_name):
         pattern = model_name.split(".")[0][:6]  # resnet_does_not_exist -> resnet*
@@ -29,7 +35,11 @@ def _create(model_name: str, **kwargs: object) -> nn.Module:
             f"python -c \"import timm; print(timm.list_models('{pattern}*'))\""
         )
     try:
+        if is_token_model(model_name):
+            return create_token_features(model_name, image_size, **kwargs)
         return timm.create_model(model_name, features_only=True, out_indices=(-1,), **kwargs)
+    except WeightsError:
+        raise
     except Exception as err:
         if kwargs.get("pretrained"):  # hub unreachable, not in the cache, corrupt download...
             raise WeightsError(
@@ -87,8 +97,11 @@ class TimmBackbone(FeatureBackbone):
     """timm `create_model(name, features_only=True)`, last feature level; channels from `feature_info`.
 
     `weights`: null (random init), a local state_dict file of the same timm model (.pth/.bin/.safetensors,
-    optionally checked against `sha256`), or "pretrained" for timm's own weights (Hugging Face hub or its local
-    cache). Anything that cannot be loaded raises `WeightsError`; random weights are never a silent fallback.
+    optionally checked against `sha256`), a registry name of `deepfake_lightning.weights` made for this model
+    (`dinov2_vits14`, `efficientnet_lite2`: fetched by `make weights`, checked against the registry's SHA-256),
+    or "pretrained" for timm's own weights (Hugging Face hub or its local cache). Anything that cannot be loaded
+    raises `WeightsError`; random weights are never a silent fallback. `image_size` (the run's) builds a ViT for
+    that input size; other backbones ignore it.
     """
 
     def __init__(
@@ -97,8 +110,9 @@ class TimmBackbone(FeatureBackbone):
         weights: str | None = None,
         freeze_first_n: int = 0,
         sha256: str | None = None,
+        image_size: int | None = None,
     ) -> None:
-        features = _create(model_name, **_pretrained_kwargs(model_name, weights, sha256))
+        features = _create(model_name, image_size, **_pretrained_kwargs(model_name, weights, sha256))
         channels = int(features.feature_info.channels()[-1])
         super().__init__(features, channels, freeze_first_n, name=f"timm:{model_name}")
         self.model_name = model_name
@@ -110,9 +124,48 @@ class TimmBackbone(FeatureBackbone):
         return out.permute(0, 3, 1, 2) if self.channels_last_output else out  # swin & co. give NHWC
 
 
+def _registry_entry(model_name: str, weights: str | None):
+    """The `deepfake_lightning.weights` entry named `weights`, if it is one; refused for another model."""
+    from deepfake_lightning.weights import REGISTRY
+
+    entry = REGISTRY.get(str(weights)) if weights is not None else None
+    if entry is None:
+        return None
+    if entry.timm_model is None or entry.timm_model != model_name.split(".")[0]:
+        raise WeightsError(
+            f"model.backbone.weights={weights!r} is for "
+            f"{'timm:' + entry.timm_model if entry.timm_model else 'another backbone'}, not timm:{model_name}"
+        )
+    return entry
+
+
+def _registry_file(model_name: str, weights: str | None) -> Path | None:
+    """The cached, SHA-256-checked file of a registry name; a missing or altered file says how to fetch it."""
+    from deepfake_lightning.utils.hashing import sha256_file
+    from deepfake_lightning.weights import cache_path
+
+    entry = _registry_entry(model_name, weights)
+    if entry is None:
+        return None
+    path = cache_path(entry.name)
+    fetch = f"run `python -m deepfake_lightning.weights {entry.name}` (or `make weights`; offline too)"
+    if not path.is_file():
+        raise WeightsError(f"model.backbone.weights={entry.name!r}: {path} not found; {fetch}")
+    actual = sha256_file(path)
+    if actual != entry.sha256:
+        raise WeightsError(
+            f"model.backbone.weights={entry.name!r}: SHA-256 of {path} is {actual}, expected {entry.sha256}; "
+            f"{fetch} to replace it"
+        )
+    return path
+
+
 def _pretrained_kwargs(model_name: str, weights: str | None, sha256: str | None) -> dict[str, object]:
     if weights is None:
         return {}
+    registered = _registry_file(model_name, weights)
+    if registered is not None:
+        return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(registered)}}
     path = Path(str(weights)).expanduser()
     if path.is_file():
         return {
@@ -123,8 +176,8 @@ def _pretrained_kwargs(model_name: str, weights: str | None, sha256: str | None)
         if os.sep in str(weights) or str(weights).endswith((".pth", ".pt", ".bin", ".safetensors")):
             raise WeightsError(f"model.backbone.weights={weights!r}: file not found")
         raise WeightsError(
-            f"model.backbone.weights={weights!r} for timm:{model_name}: expected null, a weights file, or "
-            f"{TIMM_PRETRAINED!r} (timm's own weights)"
+            f"model.backbone.weights={weights!r} for timm:{model_name}: expected null, a weights file, a "
+            f"registry name (python -m deepfake_lightning.weights --list) or {TIMM_PRETRAINED!r} (timm's own)"
         )
     return {"pretrained": True, **_hub_source(model_name)}
 

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric
 
 from deepfake_lightning.models import build_detector, model_size
+from deepfake_lightning.models.backbones import weights_provenance
 from deepfake_lightning.modules.losses import BinaryLoss
 from deepfake_lightning.modules.partials import partial_config
 from deepfake_lightning.modules.stage_metrics import logged_name, stage_confusion, stage_metrics
@@ -63,7 +64,10 @@ class DetectorModule(L.LightningModule):
         threshold: float = 0.5,
         preprocessing: dict[str, Any] | None = None,
         nonfinite_loss: str = "stop",
+        pretrained: dict[str, Any] | None = None,
     ) -> None:
+        """`pretrained` records where the backbone's starting weights came from; training fills it from
+        `backbone.weights` (`models.backbones.weights_provenance`) and a loaded checkpoint carries it on."""
         super().__init__()
         optimizer = partial_config(optimizer, "model.optimizer")
         scheduler = partial_config(scheduler, "model.scheduler")
@@ -78,6 +82,7 @@ class DetectorModule(L.LightningModule):
                 "threshold": threshold,
                 "preprocessing": preprocessing,
                 "nonfinite_loss": nonfinite_loss,
+                "pretrained": pretrained,
             }
         )
         config = {
@@ -91,8 +96,14 @@ class DetectorModule(L.LightningModule):
             "preprocessing": _plain(preprocessing) or dict(DEFAULT_PREPROCESSING),
             "nonfinite_loss": nonfinite_loss,
         }
+        config["pretrained"] = _plain(pretrained) or weights_provenance(config["backbone"])
         self.save_hyperparameters(config)
-        self.net = build_detector(config["backbone"], config["attention"], config["head"])
+        self.net = build_detector(
+            config["backbone"],
+            config["attention"],
+            config["head"],
+            image_size=config["preprocessing"].get("image_size"),
+        )
         self.loss_fn = BinaryLoss(**config["loss"])
         # keys are "<stage>_" because ModuleDict refuses names such as "train" that shadow Module methods
         # Lightning-logged metrics are at an uncalibrated 0.5 and named so (stage_metrics); `threshold` is the

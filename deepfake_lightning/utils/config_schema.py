@@ -372,7 +372,9 @@ class BackboneSettings(Settings):
         "mobilenet_v2", description="mobilenet_v2 or timm:<model name> (e.g. timm:resnet18)"
     )
     weights: str | Path | None = Field(
-        None, description="null, a torchvision weights name, a state_dict file, or pretrained (timm)"
+        None,
+        description="null, a torchvision weights name, a registry name (dinov2_vits14, efficientnet_lite2), "
+        "a state_dict file, or pretrained (timm)",
     )
     sha256: str | None = Field(None, description="null or the SHA-256 hex digest of the weights file")
     freeze_first_n: int = Field(0, description="an integer in 0..N (parameter tensors of the backbone)")
@@ -441,6 +443,9 @@ class ModelSettings(Settings):
     threshold: float = Field(0.5, gt=0, lt=1, description="a number in (0, 1)")
     preprocessing: dict[str, Any] | None = Field(None, description="null or the eval preprocessing")
     nonfinite_loss: Literal[NONFINITE_LOSS] = Field("stop", description=words(NONFINITE_LOSS))
+    pretrained: dict[str, Any] | None = Field(
+        None, description="null or where the backbone's pretrained weights came from (recorded by training)"
+    )
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------------
