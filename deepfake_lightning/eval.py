@@ -55,7 +55,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     gather_test_outputs(module)  # every rank (a DDP collective): after it, every test image once
     if not trainer.is_global_zero:  # DDP ranks > 0: rank 0 writes every file, once
         return {"status": "ok", "global_rank": trainer.global_rank}
-    calibration = resolve_calibration(cfg, model, datamodule, output_dir, device)
+    calibration, validation_scores = resolve_calibration(cfg, model, datamodule, output_dir, device)
     temperature, threshold = calibration["temperature"], calibration["threshold"]
     extra = {"checkpoint": str(cfg.ckpt_path), "model": module.size(), "data": datamodule.counts()}
     datamodule.write_split_manifest(output_dir / "splits.csv")
@@ -64,7 +64,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     results = write_test_outputs(
         module, output_dir, extra, temperature, threshold, columns, aggregation=aggregation
     )
-    write_evaluation_bundle(cfg, model, calibration, results, output_dir)
+    write_evaluation_bundle(cfg, model, calibration, results, output_dir, validation_scores)
 
     n_bootstrap = int(cfg.get("n_bootstrap", 1000))
     extra_sets = cfg.get("extra_eval_sets") or {}

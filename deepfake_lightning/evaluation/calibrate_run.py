@@ -53,8 +53,18 @@ def calibrate(
 ) -> dict[str, Any]:
     """Predict the validation loader, fit, write the calibration record and ``reliability.png``; return the
     record. `checkpoint`: the opened model the record is fitted for (its file name and SHA-256 are kept)."""
+    return calibrate_predictions(predict_logits(module, val_loader, device), output_dir, rule, checkpoint)
+
+
+def calibrate_predictions(
+    preds: dict[str, Any],
+    output_dir: str | Path,
+    rule: str | float = DEFAULT_RULE,
+    checkpoint: LoadedModel | None = None,
+) -> dict[str, Any]:
+    """`calibrate` on validation predictions already made (``predict_logits``'s dict): train predicts
+    validation once for the calibration and for the score distribution its bundle records."""
     output_dir = Path(output_dir)
-    preds = predict_logits(module, val_loader, device)
     record = fit_calibration(preds["logit"], preds["label"], rule)
     if checkpoint is not None:  # what the bundle reader checks a calibration against
         record["checkpoint"] = str(checkpoint.path)
@@ -76,14 +86,3 @@ def calibrate(
         record["ece_after"],
     )
     return record
-
-
-def calibrate_model(
-    model: LoadedModel,
-    datamodule: Any,
-    output_dir: str | Path,
-    rule: str | float = DEFAULT_RULE,
-    device: Any = None,
-) -> dict[str, Any]:
-    """Calibrate the weights of `model` (the best checkpoint, not the last epoch's) on validation."""
-    return calibrate(model.module, datamodule.val_dataloader(), output_dir, rule, device, checkpoint=model)

@@ -16,11 +16,13 @@ from deepfake_lightning.bundle import (
     CALIBRATION_FILE,
     LoadedModel,
     open_model,
+    score_distribution,
     summarize_test_metrics,
     write_model_bundle,
 )
 from deepfake_lightning.distributed import is_rank_zero
-from deepfake_lightning.evaluation.calibrate_run import DEFAULT_RULE, calibrate
+from deepfake_lightning.evaluation.calibrate_run import DEFAULT_RULE, calibrate_predictions
+from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.training_data import adopt_training_data
 from deepfake_lightning.utils.config_validation import validate_data, validate_run
 from deepfake_lightning.utils.device import resolve_device  # noqa: F401 (robustness imports it from here)
@@ -50,17 +52,19 @@ def _calibration_settings(cfg: DictConfig) -> dict[str, Any]:
 
 def resolve_calibration(
     cfg: DictConfig, model: LoadedModel, datamodule: Any, output_dir: Any, device: Any
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """``calibration.refit``: fit on this data's validation split; else the calibration `open_model` applied
-    (``calibration.path``: auto | a calibration.json or bundle fitted for this checkpoint | null)."""
+    (``calibration.path``: auto | a calibration.json or bundle fitted for this checkpoint | null). Also the
+    validation score distribution this run's bundle records: the refit's validation split (the reference
+    drift is measured against goes with the calibration), else None (the checkpoint's own is kept)."""
     settings = _calibration_settings(cfg)
     if settings.get("refit", False):
         rule = settings.get("threshold_rule", DEFAULT_RULE)
-        record = calibrate(
-            model.module, datamodule.val_dataloader(), output_dir, rule, device, checkpoint=model
-        )
-        return {**record, "source": str(Path(output_dir) / CALIBRATION_FILE)}  # the refit's own record
-    return model.calibration_record()
+        preds = predict_logits(model.module, datamodule.val_dataloader(), device)
+        record = calibrate_predictions(preds, output_dir, rule, checkpoint=model)
+        source = str(Path(output_dir) / CALIBRATION_FILE)
+        return {**record, "source": source}, score_distribution(preds["logit"])  # the refit's own record
+    return model.calibration_record(), None
 
 
 def write_evaluation_bundle(
@@ -69,9 +73,11 @@ def write_evaluation_bundle(
     calibration: dict[str, Any],
     results: dict[str, Any],
     output_dir: Path,
+    validation_scores: dict[str, Any] | None = None,
 ) -> Path:
     """`bundle.json`: the checkpoint with the calibration this run applied and the metrics it measured on
-    ``cfg.data_name``, keeping the training data its own bundle records."""
+    ``cfg.data_name``, keeping the training data its own bundle records (and its validation score
+    distribution, unless this run refitted on another validation split: `validation_scores`)."""
     source = calibration.get("source")
     return write_model_bundle(
         model,
@@ -79,6 +85,7 @@ def write_evaluation_bundle(
         calibration=calibration,
         calibration_file=source if calibration.get("fitted_on") and source else None,
         test_metrics=summarize_test_metrics(results, str(cfg.data_name), model.path),
+        validation_scores=validation_scores,
     )
 
 
