@@ -1,4 +1,4 @@
-"""`python -m deepfake_lightning.serve ckpt_path=MODEL [host=127.0.0.1] [port=8000]`: the HTTP service."""
+"""`python -m deepfake_lightning.serve ckpt_path=MODEL [host=127.0.0.1] [port=8000] [workers=1]`: the HTTP service."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import ipaddress
 import logging
 from typing import Any
 
+from fastapi import FastAPI
 from omegaconf import DictConfig
 
 from deepfake_lightning.inference.backends import TorchBackend
@@ -13,6 +14,7 @@ from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServerSettings, ServiceSettings
+from deepfake_lightning.inference.workers import run_workers
 from deepfake_lightning.utils.config_schema import Settings, plain, unknown_key
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.hydra_main import hydra_main
@@ -117,21 +119,37 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
     validate_detector_config(cfg)
     server = server_settings_from_config(cfg)
     settings = settings_from_config(cfg)
+    _torch_replicas(cfg)
+    if not _is_loopback(server.host) and settings.api_key is None:
+        log.warning("listening on %s without an API key: anyone who can reach it can use it", server.host)
+    _room_for_connections(server.limit_concurrency)
+    if server.workers > 1:  # each worker builds its own app; the model is opened here once, to fail early
+        describe = detector_from_config(cfg).describe()
+        log.info("serving %s on http://%s:%s", describe.get("source", "ensemble"), server.host, server.port)
+        run_workers({k: v for k, v in _values(cfg).items() if k not in RUN_KEYS}, server)
+        return {"status": "ok"}
+    app = build_app(cfg)
+    log.info("serving %s on http://%s:%s", app.state.source, server.host, server.port)
+    uvicorn.run(app, **server.uvicorn_options())
+    return {"status": "ok"}
+
+
+def build_app(cfg: DictConfig) -> FastAPI:
+    """The detector of `cfg` behind the app: what one worker serves."""
+    settings = settings_from_config(cfg)
+    detector = detector_from_config(cfg)
+    if settings.max_batch_size > 1:  # the serial service keeps one model on every core (single-image latency)
+        torch_per_core(detector, _torch_replicas(cfg))
+    app = create_app(detector, settings)
+    app.state.source = detector.describe().get("source", "ensemble")
+    return app
+
+
+def _torch_replicas(cfg: DictConfig) -> int:
     replicas = cfg.get("torch_replicas", 0)
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
         raise ConfigError(f"torch_replicas={replicas!r}: expected an integer >= 0")
-    if not _is_loopback(server.host) and settings.api_key is None:
-        log.warning("listening on %s without an API key: anyone who can reach it can use it", server.host)
-    detector = detector_from_config(cfg)
-    if settings.max_batch_size > 1:  # the serial service keeps one model on every core (single-image latency)
-        torch_per_core(detector, replicas)
-    app = create_app(detector, settings)
-    log.info(
-        "serving %s on http://%s:%s", detector.describe().get("source", "ensemble"), server.host, server.port
-    )
-    _room_for_connections(server.limit_concurrency)
-    uvicorn.run(app, **server.uvicorn_options())
-    return {"status": "ok"}
+    return replicas
 
 
 @hydra_main("serve")

@@ -143,6 +143,12 @@ def test_eval_uses_the_runs_calibration_or_refits_on_validation(eer_run: tuple[P
     evaluate(refit)
     own = json.loads((base / "eval_refit" / "calibration.json").read_text())
     assert own["threshold_rule"] == "max_f1" and own["fitted_on"] == "valid" and own["n"] == 4
+    # the bundle's validation score distribution (the service's drift reference) goes with the calibration:
+    # the checkpoint's own without a refit, the refit's validation split with one
+    trained = json.loads((run / "checkpoints" / "best.ckpt.json").read_text())["validation_scores"]
+    assert json.loads((base / "eval_auto" / "bundle.json").read_text())["validation_scores"] == trained
+    refitted = json.loads((base / "eval_refit" / "bundle.json").read_text())["validation_scores"]
+    assert refitted["n"] == 4 and sum(refitted["counts"]) == 4 and refitted["split"] == "valid"
 
     raw = eval_config(base, "eval_raw", run / "checkpoints" / "best.ckpt", [*data, "calibration.path=null"])
     assert evaluate(raw)["temperature"] == 1.0

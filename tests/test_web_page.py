@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from deepfake_lightning.inference.server_process import ServerProcess
 from tests.conftest import REPO_ROOT, TINY_TRAINER, make_folder_tree
-from tests.fixtures_inference import compose_entry, write_video
+from tests.fixtures_inference import compose_entry, face_like_image, save_image, write_video
 
 pytest_plugins = ("tests.fixtures_inference",)
 
@@ -153,3 +153,19 @@ def test_a_video_shows_its_timeline(page: Page, tmp_path: Path) -> None:
     assert page.locator("#timeline circle").count() == 16  # video_num_frames
     assert page.inner_text("#video-verdict") in ("FAKE", "REAL")
     assert "16 frames scored" in page.inner_text("#video-details")
+
+
+def test_the_card_shows_the_live_score_drift(page: Page, server: ServerProcess, tmp_path: Path) -> None:
+    """The tiny run's bundle records its validation scores: under the card, the drift window fills as images are
+    scored (a value once it holds `drift_min_scores`: tests/test_service_metrics.py)."""
+    drift = httpx.get(f"{server.url}/v1/model", timeout=30).json()["drift"]
+    assert drift is not None and drift["statistic"] == "psi" and drift["value"] is None
+    text = page.inner_text("#drift-body")
+    assert "Score drift" in text and f"collecting ({drift['scores']} of {drift['min_scores']} scores)" in text
+    assert f"{drift['reference']['n']} valid images, {drift['bins']} bins" in text
+    page.set_input_files("#file", str(save_image(tmp_path / "one.png", face_like_image(7, size=96))))
+    page.wait_for_selector("#image-result:not([hidden])", timeout=60_000)
+    after = f"collecting ({drift['scores'] + 1} of {drift['min_scores']} scores)"
+    page.wait_for_function(
+        f"document.querySelector('#drift-body').innerText.includes({after!r})", timeout=30_000
+    )

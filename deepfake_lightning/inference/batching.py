@@ -56,6 +56,7 @@ class DynamicBatcher:
         self.max_wait_s = max_wait_ms / 1000.0
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.batch_sizes: list[int] = []  # the size of every batch scored (last 10,000): tests and /v1/stats
+        self.on_batch: Callable[[int], None] | None = None  # told each batch's size (the service's metrics)
         self._queue: asyncio.Queue[_Job] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task | None = None
@@ -111,6 +112,8 @@ class DynamicBatcher:
                         job.future.set_exception(err)
                 continue
             self.batch_sizes = [*self.batch_sizes[-9999:], len(batch)]
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             for job, result in zip(batch, results, strict=True):
                 if not job.future.done():
                     job.future.set_result(result)

@@ -2,7 +2,8 @@
 
 Each layer answers what it refuses itself, so every layer outside it dresses that answer too: CORS headers go on a
 413 or a 401 as on a 200, and a server fault is a JSON 500 with the same headers. A new layer (metrics, tracing)
-is one more `Middleware(...)` line here: outside `ServerFault` to see every status, 500 included.
+is one more `Middleware(...)` line here: outside `ServerFault` to see every status, 500 included, as the
+metrics layer (`metrics.py`) is.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from deepfake_lightning.inference.asgi import HttpMiddleware
 from deepfake_lightning.inference.disconnect import CancelOnDisconnect
+from deepfake_lightning.inference.metrics import RequestMetrics, ServiceMetrics
 from deepfake_lightning.inference.request_limits import RequestLimitsMiddleware, send_json
 from deepfake_lightning.inference.response_headers import SecurityHeaders
 from deepfake_lightning.inference.settings import ServiceSettings
@@ -45,11 +47,13 @@ class ServerFault(HttpMiddleware):
             await send_json(send, 500, f"internal error ({err.__class__.__name__})")
 
 
-def install_middleware(app: FastAPI, settings: ServiceSettings) -> None:
-    """Outermost first: CORS (when origins are set), the security headers, server faults, the checks on the request head (key first,
-    so a stranger learns nothing else), then the body limits (and the connection closed after any answer that
-    left the body unread)."""
-    stack = []
+def install_middleware(
+    app: FastAPI, settings: ServiceSettings, metrics: ServiceMetrics | None = None
+) -> None:
+    """Outermost first: the metrics (every request and the status it got), CORS (when origins are set), the
+    security headers, server faults, the checks on the request head (key first, so a stranger learns nothing
+    else), then the body limits (and the connection closed after any answer that left the body unread)."""
+    stack = [Middleware(RequestMetrics, metrics=metrics)] if metrics is not None else []
     if settings.cors_origins:
         stack.append(
             Middleware(
@@ -67,6 +71,7 @@ def install_middleware(app: FastAPI, settings: ServiceSettings) -> None:
             upload_paths=list(settings.body_limits()),
             api_key=settings.api_key,
             allowed_hosts=settings.allowed_hosts,
+            protected=("/v1/",) if settings.metrics_public else ("/v1/", "/metrics"),
         ),
         Middleware(
             RequestLimitsMiddleware, limits=settings.body_limits(), body_timeout_s=settings.body_timeout_s

@@ -2,8 +2,8 @@
 
 Everything comes from the bundle `open_model` read for the detector: the training data summary and the test
 metrics with CIs that train or eval recorded for these very weights (an export carries its checkpoint's, and
-says so). Paths are reduced to file and folder names, and the resolved data config is left out: the card is
-public.
+says so), and the validation score distribution the service's drift is measured against. Paths are reduced
+to file and folder names, and the resolved data config is left out: the card is public.
 """
 
 from __future__ import annotations
@@ -63,7 +63,16 @@ def _single_card(detector: Detector) -> dict[str, Any]:
         "training_data": {k: data[k] for k in PUBLIC_DATA_KEYS if data.get(k) is not None} or None,
         "test_metrics": _test_metrics(bundle),
         "pretrained_weights": _pretrained(bundle),
+        "validation_scores": _validation_scores(bundle),
     }
+
+
+def _validation_scores(bundle: ModelBundle) -> dict[str, Any] | None:
+    """What the score drift is measured against (the live value is `/v1/model`'s `drift`, not the card's)."""
+    scores = bundle.validation_scores
+    if not scores:
+        return None
+    return {"split": scores.get("split"), "n": scores.get("n"), "bins": len(scores.get("counts", []))}
 
 
 def model_card(detector: BaseDetector) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deepfake_lightning.inference.refusals import note_refusal
 from deepfake_lightning.inference.settings import FORM_OVERHEAD, SMALL_BODY
 
 
@@ -87,6 +88,7 @@ class RequestLimitsMiddleware:
         too_large = f"request body larger than the limit of {nominal} bytes ({setting}) for {scope['path']}"
         length = _content_length(scope)
         if length is not None and length > limit:
+            note_refusal(scope, "body_size")
             await send_json(send, 413, too_large)
             return
         deadline = time.monotonic() + self.body_timeout_s
@@ -108,6 +110,7 @@ class RequestLimitsMiddleware:
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
                 if received > limit:
+                    note_refusal(scope, "body_size")
                     raise BodyRefused(413, too_large)
             else:
                 body_done = True

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import torch
 from fastapi import APIRouter, FastAPI, File, HTTPException, Query, Security, UploadFile
 from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
@@ -36,7 +36,9 @@ from deepfake_lightning.inference.batching import DynamicBatcher
 from deepfake_lightning.inference.decode_budget import Budget
 from deepfake_lightning.inference.detector import BaseDetector, label_of, stack_inputs
 from deepfake_lightning.inference.disconnect import stop_event
+from deepfake_lightning.inference.drift import DriftMonitor
 from deepfake_lightning.inference.inputs import decode_opened, open_upload
+from deepfake_lightning.inference.metrics import ServiceMetrics
 from deepfake_lightning.inference.middleware import install_middleware
 from deepfake_lightning.inference.model_card import model_card
 from deepfake_lightning.inference.settings import ServiceSettings
@@ -361,7 +363,10 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
         redoc_url=None,
     )
     app.state.scorer = scorer
-    install_middleware(app, settings)
+    metrics = ServiceMetrics(settings.max_batch_size, DriftMonitor.for_detector(detector, settings))
+    if scorer.batcher is not None:
+        scorer.batcher.on_batch = metrics.batch_scored
+    install_middleware(app, settings, metrics)
     # the key is checked on the request head by `upload_guard.py`; this declares it in the OpenAPI schema
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's API key, if set")
 
@@ -378,6 +383,11 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus text format (`metrics.py`); behind the API key unless `metrics_public`."""
+        return metrics.exposition()
+
     @v1.get("/model")
     def model() -> dict[str, Any]:
         if settings.api_key is None:  # anyone can read this: no software versions to match against advisories
@@ -385,11 +395,13 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
                 "model": _without_versions(_public(detector.describe())),
                 "card": _without_versions(card),
                 "limits": settings.public(),
+                "drift": metrics.drift_status(),
             }
         return {
             "model": _public(detector.describe()),
             "card": card,
             "limits": settings.public(),
+            "drift": metrics.drift_status(),  # this worker's window (drift.py)
             "version": package_version(),
         }
 
@@ -443,4 +455,5 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
                 raise _client_error(err, str(err).replace(handle.name, name)) from None
 
     app.include_router(v1)
+    metrics.watch_routes([*app.routes, *v1.routes])
     return app

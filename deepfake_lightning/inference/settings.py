@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from deepfake_lightning.data.images import MAX_PIXELS
-from deepfake_lightning.utils.config_schema import Settings, _holds
+from deepfake_lightning.utils.config_schema import ConfigError, Settings, _holds
 
 MIB = 1 << 20
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers on top of the file bytes
@@ -70,8 +70,24 @@ class ServiceSettings(Settings):
     )  # dynamic batching: concurrent images scored as one batch of up to N; 1 = serial
     batch_wait_ms: float = Field(5.0, ge=0, description="a number >= 0")  # a batch waits this long for more
     explain: bool = Field(True, description="true or false")  # `?explain=true` may ask for crop and overlay
+    # GET /metrics (Prometheus): false = behind the API key like /v1/* (X-API-Key or Authorization: Bearer);
+    # true = open to whoever reaches the port (a scraper on a private network; deploy/nginx.conf refuses it)
+    metrics_public: bool = Field(False, description="true or false")
+    # score drift (drift.py): PSI over the last `drift_window` image scores of each worker
+    drift_window: int = _count(1000)
+    drift_min_scores: int = _count(200)  # no drift value until the window holds this many scores
+    drift_threshold: float = Field(0.25, gt=0, description="a number > 0")  # PSI above it: a warning
 
     config_key: ClassVar[str] = ""
+
+    @model_validator(mode="after")
+    def _drift_window_fills(self) -> ServiceSettings:
+        if self.drift_min_scores > self.drift_window:
+            raise ConfigError(
+                f"drift_min_scores={self.drift_min_scores}: expected at most drift_window={self.drift_window} "
+                "(the window never holds more)"
+            )
+        return self
 
     def body_limits(self) -> dict[str, tuple[int, str]]:
         """Request path -> (largest body accepted, what that limit is), counted on the byte stream."""
@@ -112,6 +128,9 @@ class ServerSettings(Settings):
     # h11's limit on a request head still incomplete in its buffer (400 past it); a head that arrives whole in one
     # read (up to 256 KiB) is parsed whole: heads are bounded by 256 KiB + this
     max_header_bytes: int = Field(16384, ge=1024, description="an integer >= 1024")
+    # uvicorn worker processes sharing the port, each with its own model (inference/workers.py); /metrics
+    # then adds up every worker's counts (prometheus-client's multiprocess mode)
+    workers: int = _count(1)
 
     config_key: ClassVar[str] = ""
 

@@ -19,10 +19,12 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from deepfake_lightning.inference.refusals import note_refusal
 from deepfake_lightning.inference.request_limits import send_json
 
 KEY_HEADER = b"x-api-key"
 Refusal = tuple[int, str, list[tuple[bytes, bytes]]]
+REFUSED_BY = {400: "allowed_hosts", 401: "api_key", 415: "content_type"}  # what /metrics counts them as
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -33,6 +35,17 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def presented_key(scope: Scope) -> bytes | None:
+    """`X-API-Key`, else the token of `Authorization: Bearer KEY` (what a Prometheus scrape sends, with its
+    `authorization` setting: deploy/prometheus.yml)."""
+    key = header(scope, KEY_HEADER)
+    if key is None:
+        scheme, _, token = (header(scope, b"authorization") or b"").partition(b" ")
+        if scheme.lower() == b"bearer" and token.strip():
+            key = token.strip()
+    return key
+
+
 def key_matches(given: bytes | None, api_key: str) -> bool:
     """Constant-time comparison, so the time of a refusal tells nothing about the key."""
     return given is not None and hmac.compare_digest(given, api_key.encode())
@@ -40,8 +53,8 @@ def key_matches(given: bytes | None, api_key: str) -> bool:
 
 class UploadGuard:
     """`upload_paths`: the routes that take a form (`ServiceSettings.body_limits`); `protected`: path prefixes that
-    need `X-API-Key` when `api_key` is set (`/health` and the page stay open); `allowed_hosts`: the names a Host
-    header may give (any, when empty)."""
+    need the key when `api_key` is set (`/health` and the page stay open; `/metrics` unless `metrics_public`);
+    `allowed_hosts`: the names a Host header may give (any, when empty)."""
 
     def __init__(
         self,
@@ -60,6 +73,8 @@ class UploadGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (refusal := self.refusal(scope)) is not None:
             status, detail, headers = refusal
+            if status in REFUSED_BY:  # any other status is named after itself (`refusals.reason_of`)
+                note_refusal(scope, REFUSED_BY[status])
             await send_json(send, status, detail, headers)
             return
         await self.app(scope, receive, send)
@@ -76,7 +91,7 @@ class UploadGuard:
                     [],
                 )
         if self.api_key is not None and path.startswith(self.protected):
-            if not key_matches(header(scope, KEY_HEADER), self.api_key):
+            if not key_matches(presented_key(scope), self.api_key):
                 return 401, "missing or invalid X-API-Key header", [(b"www-authenticate", b"X-API-Key")]
         if path in self.upload_paths and scope["method"] == "POST":
             content_type = (header(scope, b"content-type") or b"").decode("latin-1")

@@ -166,6 +166,42 @@ function renderCard(card, version) {
   }
 }
 
+function renderDrift(drift, card) {
+  // the live score drift of this worker (/v1/model's drift; inference/drift.py), under the card
+  const body = $("drift-body");
+  body.replaceChildren();
+  heading(body, "Score drift");
+  if (!drift) {
+    const p = document.createElement("p");
+    p.className = "muted";
+    p.textContent = card.kind === "ensemble"
+      ? "Not monitored for an ensemble."
+      : "Not monitored: no validation scores in this model's bundle.";
+    body.append(p);
+    return;
+  }
+  const list = document.createElement("dl");
+  list.id = "drift";
+  const value = typeof drift.value === "number"
+    ? `${fmt(drift.value, 3)}${drift.drifting ? " (above the threshold: the scores have moved)" : ""}`
+    : `collecting (${drift.scores} of ${drift.min_scores} scores)`;
+  addRow(list, `${String(drift.statistic).toUpperCase()}`, value);
+  addRow(list, "threshold", fmt(drift.threshold, 3));
+  addRow(list, "window", `last ${drift.scores} of up to ${drift.window} image scores`);
+  const ref = drift.reference || {};
+  addRow(list, "against", `${ref.n} ${ref.split || "validation"} images, ${drift.bins} bins`);
+  list.classList.toggle("drifting", Boolean(drift.drifting));
+  body.append(list);
+}
+
+async function refreshDrift() {
+  const response = await fetch("/v1/model", { headers: headers() }).catch(() => null);
+  if (response && response.ok) {
+    const body = await response.json();
+    renderDrift(body.drift, body.card);
+  }
+}
+
 async function loadModel() {
   let response;
   try {
@@ -187,6 +223,7 @@ async function loadModel() {
   state.limits = body.limits;
   $("key-row").hidden = !state.key;
   renderCard(body.card, body.version);
+  renderDrift(body.drift, body.card);
 }
 
 function setVerdict(element, label) {
@@ -209,6 +246,7 @@ function renderImage(body) {
   $("overlay-caption").textContent = ex.overlay ? `${ex.method === "gradcam" ? "Grad-CAM" : "attention map"} overlay` : ex.method || "";
   $("face-note").textContent = body.face === "not_found" ? "No face found: the whole image was scored." : "";
   $("image-result").hidden = false;
+  refreshDrift();
 }
 
 function svg(tag, attributes) {
