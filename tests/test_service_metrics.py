@@ -28,7 +28,7 @@ from deepfake_lightning.inference.server_process import ServerProcess
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServiceSettings
 from tests.conftest import TINY_TRAINER, write_image
-from tests.fixtures_inference import compose_entry, face_like_image
+from tests.fixtures_inference import compose_entry, face_like_image, write_video
 from tests.test_inference_service import png_bytes
 
 pytest_plugins = ("tests.fixtures_inference",)
@@ -70,6 +70,28 @@ def test_metrics_public_opens_the_scrape_alone(tiny_ckpt: Path, public: bool) ->
         client.get("/v1/model").status_code == 401
         and client.get("/v1/model", headers=AUTH).status_code == 200
     )
+
+
+def test_a_video_answer_is_counted_with_its_own_score_and_label(tiny_ckpt: Path, tmp_path: Path) -> None:
+    """A video counts once, as its summary's score and label, in `source="video"`: never in the image drift."""
+    client = TestClient(create_app(Detector.load(tiny_ckpt), ServiceSettings(video_num_frames=4)))
+    video = write_video(tmp_path / "clip.mp4", frames=12)
+    answer = client.post("/v1/predict/video", files={"file": ("clip.mp4", video.read_bytes())})
+    assert answer.status_code == 200, answer.text
+    summary = answer.json()["summary"]
+    score = summary.get("p_fake_video", summary.get("p_fake_mean"))
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for s in family.samples
+    }
+    assert value(samples, "dfl_p_fake_count", source="video") == 1
+    assert value(samples, "dfl_p_fake_sum", source="video") == pytest.approx(score)
+    assert value(samples, "dfl_verdicts_total", source="video", label=summary["label"]) == 1
+    assert value(samples, "dfl_p_fake_count", source="image") == 0
+    assert value(samples, "dfl_score_drift_scores") == 0
+    route = {"route": "/v1/predict/video", "method": "POST", "status": "200"}
+    assert value(samples, "dfl_http_requests_total", **route) == 1
 
 
 def assert_nothing_hidden(text: str, *client_chosen: str) -> None:

@@ -7,7 +7,7 @@
 | `dfl_http_requests_in_progress` | gauge | |
 | `dfl_refused_requests_total` | counter | `reason` (`refusals.py`: api_key, body_size, content_type, ...), `status` |
 | `dfl_batch_size` | histogram | images per model call of the dynamic batcher (batched mode) |
-| `dfl_p_fake` | histogram | `source`: `image` (each image answered), `video` (each video's mean) |
+| `dfl_p_fake` | histogram | `source`: `image` (each image answered), `video` (each video's score) |
 | `dfl_verdicts_total` | counter | `source`, `label` (`fake` / `real`) |
 | `dfl_score_drift` | gauge | `statistic="psi"`: the drift of image scores from validation (`drift.py`) |
 | `dfl_score_drift_scores` | gauge | image scores in the drift window |
@@ -118,7 +118,7 @@ class ServiceMetrics:
         )
         self.p_fake = Histogram(
             "dfl_p_fake",
-            "p_fake answered: each image, each video's mean",
+            "p_fake answered: each image, each video's score",
             ["source"],
             buckets=P_FAKE_BUCKETS,
             registry=r,
@@ -214,7 +214,8 @@ def _scores(route: str, answer: Any) -> Iterable[tuple[float, str]]:
         return
     if route == "/v1/predict/video":
         summary = answer.get("summary") or {}
-        items = [{"p_fake": summary.get("p_fake_mean"), "label": summary.get("label")}]
+        score = summary.get("p_fake_video", summary.get("p_fake_mean"))  # the score its label was read from
+        items = [{"p_fake": score, "label": summary.get("label")}]
     else:
         items = answer.get("predictions", [answer]) if route == "/v1/predict/batch" else [answer]
     for item in items:
