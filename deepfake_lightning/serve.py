@@ -14,7 +14,7 @@ from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServerSettings, ServiceSettings
-from deepfake_lightning.inference.workers import run_workers
+from deepfake_lightning.inference.workers import empty_metrics_dir, run_workers
 from deepfake_lightning.utils.config_schema import Settings, plain, unknown_key
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.hydra_main import hydra_main
@@ -128,6 +128,7 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
         log.info("serving %s on http://%s:%s", describe.get("source", "ensemble"), server.host, server.port)
         run_workers({k: v for k, v in _values(cfg).items() if k not in RUN_KEYS}, server)
         return {"status": "ok"}
+    empty_metrics_dir()  # PROMETHEUS_MULTIPROC_DIR set for one worker: this run's values only
     app = build_app(cfg)
     log.info("serving %s on http://%s:%s", app.state.source, server.host, server.port)
     uvicorn.run(app, **server.uvicorn_options())

@@ -94,6 +94,24 @@ def test_a_video_answer_is_counted_with_its_own_score_and_label(tiny_ckpt: Path,
     assert value(samples, "dfl_http_requests_total", **route) == 1
 
 
+def test_the_metrics_folder_holds_this_runs_values_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve` empties PROMETHEUS_MULTIPROC_DIR of an earlier run's values, whatever `workers` is (the two-worker
+    fixture below checks it through a real server)."""
+    from deepfake_lightning.inference.workers import empty_metrics_dir
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert empty_metrics_dir() is None
+    folder = tmp_path / "metrics"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    assert empty_metrics_dir() == folder and folder.is_dir()
+    (folder / "counter_123.db").write_bytes(b"stale")
+    (folder / "notes.txt").write_text("not ours")
+    empty_metrics_dir()
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
 def assert_nothing_hidden(text: str, *client_chosen: str) -> None:
     """What the hardening keeps from a caller without the key is not in a scrape either: software versions
     (`/v1/model` drops them), the interpreter and process collectors, server paths, and anything a client chose

@@ -49,16 +49,26 @@ LOG_FORMAT = "[%(asctime)s][%(process)d][%(name)s][%(levelname)s] - %(message)s"
 WORKER_HEALTHCHECK_S = 60
 
 
+def empty_metrics_dir() -> Path | None:
+    """The folder `PROMETHEUS_MULTIPROC_DIR` names, created, without the values of an earlier run (a scrape
+    would add them up with this run's); None when it is not set. One worker with the variable set also writes
+    there, so `serve` calls this whatever `workers` is."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if not given:
+        return None
+    folder = Path(given)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    return folder
+
+
 @contextmanager
 def multiprocess_metrics_dir() -> Iterator[Path]:
     """`PROMETHEUS_MULTIPROC_DIR` for the workers: the given folder without stale values, or a temporary one."""
-    given = os.environ.get(MULTIPROC_ENV)
-    if given:
-        folder = Path(given)
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob("*.db"):
-            stale.unlink()
-        yield folder
+    given = empty_metrics_dir()
+    if given is not None:
+        yield given
         return
     folder = Path(tempfile.mkdtemp(prefix="dfl_metrics_"))
     os.environ[MULTIPROC_ENV] = str(folder)
