@@ -1,23 +1,37 @@
 #!/usr/bin/env bash
-# The cross-dataset benchmark: train the pretrained recipe (advanced_v2, ImageNet weights, first 25 tensors
-# frozen) and the same recipe from scratch on each shared set, then score every model on every set's test split.
-#   bash experiments/cross_dataset/run.sh              # everything: 6 trainings, 6 evals, the matrix
-#   bash experiments/cross_dataset/run.sh matrix       # only rebuild results/ from the runs already in runs/
-#   bash experiments/cross_dataset/run.sh SET RECIPE   # one training + eval (SET as below, RECIPE imagenet|scratch)
-# A model whose eval is already in runs/ is not trained again (FORCE=1 re-runs everything).
-# Sizes are the CPU override sets of conf/experiment/{ffhq_stylegan,dfdc_faces,lfw_faceswap}.yaml (image size,
-# epochs); everything else is the published recipe. Runs go to runs/ (git-ignored), the table to results/.
+# The cross-dataset benchmark: train each row's recipe, then score every model on every set's test split.
+#   bash experiments/cross_dataset/run.sh              # every row below, then the matrix
+#   bash experiments/cross_dataset/run.sh matrix       # only rebuild results/ from the rows already in results/
+#   bash experiments/cross_dataset/run.sh ROW_ID...    # train + eval these rows only (ids as in ROWS below)
+# A row whose eval is already in runs/ is not trained again (FORCE=1 re-runs it). Each row's light copy (config,
+# history, test results, cross_dataset.json) goes to results/ROW_ID/, and the matrix is built from results/, so
+# rows trained in earlier sessions stay in the table without their (git-ignored) runs/.
+# Every choice inside a row (epochs, image size, recipe) was made on the training set's validation split; every
+# test split is read once per row, by its eval.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HERE=experiments/cross_dataset
 PY=${PYTHON:-.venv/bin/python}
 SHARED=${SHARED:-../shared/data}
-SETS=(ffhq_stylegan dfdc_faces lfw_faceswap)
-declare -A SIZE=([ffhq_stylegan]=160 [dfdc_faces]=128 [lfw_faceswap]=160)
-declare -A EPOCHS=([ffhq_stylegan]=10 [dfdc_faces]=4 [lfw_faceswap]=10)
-declare -A RECIPE=([imagenet]="" [scratch]="model.backbone.weights=null model.backbone.freeze_first_n=0")
 QUIET=("~callbacks.rich_progress_bar" "+trainer.enable_progress_bar=false")
-ONLY=${1:-all}
+SCRATCH="model.backbone.weights=null model.backbone.freeze_first_n=0"
+FFHQ="+experiment=ffhq_stylegan data.root=$SHARED/ffhq_stylegan data.image_size=160 trainer.max_epochs=10"
+DFDC="+experiment=dfdc_faces data.root=$SHARED/dfdc_faces data.image_size=128 trainer.max_epochs=4"
+LFW="+experiment=lfw_faceswap data.root=$SHARED/lfw_faceswap data.image_size=160 trainer.max_epochs=10"
+SBI="data.fakes=self_blend"
+
+# id | row name (it names the sets the row trained on: the matrix counts those as seen) | train overrides
+ROWS=(
+  "ffhq_stylegan_imagenet|ffhq_stylegan (ImageNet)|$FFHQ"
+  "ffhq_stylegan_scratch|ffhq_stylegan (scratch)|$FFHQ $SCRATCH"
+  "dfdc_faces_imagenet|dfdc_faces (ImageNet)|$DFDC"
+  "dfdc_faces_scratch|dfdc_faces (scratch)|$DFDC $SCRATCH"
+  "lfw_faceswap_imagenet|lfw_faceswap (ImageNet)|$LFW"
+  "lfw_faceswap_scratch|lfw_faceswap (scratch)|$LFW $SCRATCH"
+  "ffhq_stylegan_sbi|ffhq_stylegan reals (self-blend)|$FFHQ $SBI"
+  "dfdc_faces_sbi|dfdc_faces reals (self-blend)|$DFDC $SBI"
+  "lfw_faceswap_sbi|lfw_faceswap reals (self-blend)|$LFW $SBI"
+)
 
 # every test set as its own data node: the split of its training run (seeded, grouped where it has groups)
 TEST_SETS=(
@@ -28,42 +42,47 @@ TEST_SETS=(
   "+extra_eval_sets.lfw_faceswap.reencode_jpeg_quality=85"
 )
 
-train_and_eval() {  # set, recipe: a step whose output is already in runs/ is not run again (FORCE=1 re-runs)
-  local set=$1 recipe=$2 run=$HERE/runs/${1}_${2} start
+field() { local IFS='|'; read -r -a parts <<< "$1"; echo "${parts[$2]}"; }
+
+train_and_eval() {  # row spec: a step whose output is already in runs/ is not run again (FORCE=1 re-runs)
+  local id args run start
+  id=$(field "$1" 0) args=$(field "$1" 2) run=$HERE/runs/$id
   mkdir -p "$HERE/runs"
   if [[ ! -f $run/test_results.json || ${FORCE:-0} == 1 ]]; then
     rm -rf "$run" "$run.eval"
     start=$SECONDS
     # shellcheck disable=SC2086
-    "$PY" -m deepfake_lightning.train +experiment="$set" data.root="$SHARED/$set" ${RECIPE[$recipe]} \
-      data.image_size="${SIZE[$set]}" trainer.max_epochs="${EPOCHS[$set]}" "${QUIET[@]}" hydra.run.dir="$run"
-    echo "$set $recipe train $((SECONDS - start)) s" | tee -a "$HERE/runs/seconds.txt"
+    "$PY" -m deepfake_lightning.train $args "${QUIET[@]}" hydra.run.dir="$run"
+    echo "$id train $((SECONDS - start)) s (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$HERE/results/seconds.txt"
   fi
   if [[ ! -f $run.eval/cross_dataset.json || ${FORCE:-0} == 1 ]]; then
     rm -rf "$run.eval"
     start=$SECONDS
     "$PY" -m deepfake_lightning.eval ckpt_path="$run/checkpoints/best.ckpt" data=folder \
       data.root="$SHARED/ffhq_stylegan" explain.enabled=false "${TEST_SETS[@]}" hydra.run.dir="$run.eval"
-    echo "$set $recipe eval $((SECONDS - start)) s" | tee -a "$HERE/runs/seconds.txt"
+    echo "$id eval $((SECONDS - start)) s (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$HERE/results/seconds.txt"
   fi
+  local dest=$HERE/results/$id  # light copy: what the model was and how it did
+  mkdir -p "$dest"
+  cp "$run"/{config.yaml,training_history.json,test_results.json} "$dest/"
+  cp "$run.eval/cross_dataset.json" "$dest/"
+  cp "$run/checkpoints/best.ckpt.json" "$dest/bundle.json" 2>/dev/null || true  # T, threshold, data, provenance
 }
 
-case $ONLY in
-  all) for set in "${SETS[@]}"; do for recipe in imagenet scratch; do train_and_eval "$set" "$recipe"; done; done ;;
+case ${1:-all} in
+  all) for row in "${ROWS[@]}"; do train_and_eval "$row"; done ;;
   matrix) ;;
-  *) train_and_eval "$ONLY" "${2:?usage: run.sh SET imagenet|scratch}"; exit 0 ;;
+  *)
+    for id in "$@"; do
+      found=0
+      for row in "${ROWS[@]}"; do [[ $(field "$row" 0) == "$id" ]] && { train_and_eval "$row"; found=1; }; done
+      [[ $found == 1 ]] || { echo "unknown row id: $id" >&2; exit 2; }
+    done ;;
 esac
 
-ROWS=()
-for set in "${SETS[@]}"; do
-  ROWS+=("$set (ImageNet)=$HERE/runs/${set}_imagenet.eval" "$set (scratch)=$HERE/runs/${set}_scratch.eval")
+MATRIX_ROWS=()
+for row in "${ROWS[@]}"; do  # rows with results, in table order
+  id=$(field "$row" 0)
+  [[ -f $HERE/results/$id/cross_dataset.json ]] && MATRIX_ROWS+=("$(field "$row" 1)=$HERE/results/$id")
 done
-"$PY" -m deepfake_lightning.evaluation.cross_dataset_matrix out="$HERE/results" "${ROWS[@]}"
-for run in "$HERE"/runs/*_*[a-z]; do  # light copies: what each model was and how it did on its own test split
-  [[ -d $run && $run != *.eval ]] || continue
-  dest=$HERE/results/$(basename "$run")
-  mkdir -p "$dest"
-  cp "$run"/{config.yaml,training_history.json,test_results.json,calibration.json} "$dest/" 2>/dev/null || true
-  cp "$run.eval/cross_dataset.json" "$dest/cross_dataset.json" 2>/dev/null || true
-done
-cp "$HERE/runs/seconds.txt" "$HERE/results/seconds.txt" 2>/dev/null || true
+"$PY" -m deepfake_lightning.evaluation.cross_dataset_matrix out="$HERE/results" "${MATRIX_ROWS[@]}"
