@@ -33,7 +33,7 @@ from deepfake_lightning.data.self_blend import (
 )
 from deepfake_lightning.data.split_checks import require_trainable, warn_single_class_splits
 from deepfake_lightning.data.split_manifest import write_split_manifest
-from deepfake_lightning.data.transforms import build_eval_transform, build_train_transform
+from deepfake_lightning.data.transforms import _Pipeline, build_eval_transform, build_train_transform
 from deepfake_lightning.utils.config_schema import DataSettings
 
 log = logging.getLogger(__name__)
@@ -185,24 +185,22 @@ class DeepfakeDataModule(L.LightningDataModule):
             return served_counts(self.index, self.self_blend, self.root)
         return describe(self.index)
 
-    def _dataset(self, split: str, train: bool) -> ImageDataset:
-        self.setup()
-        assert self.index is not None
+    def image_transform(self, train: bool) -> _Pipeline:
+        """The train (augmenting) or eval transform of a decoded image, as configured."""
         quality = self.reencode_jpeg_quality
         on_device = train and self.device_augment is not None  # uint8 from workers; the device does the rest
         normalize = None if on_device else self.normalize
-        transform = (
-            build_train_transform(
-                self.image_size,
-                self.preprocess,
-                self.augment,
-                normalize,
-                quality,
-                skip_groups=DEVICE_GROUPS if on_device else (),
-            )
-            if train
-            else build_eval_transform(self.image_size, self.preprocess, normalize, quality)
+        if not train:
+            return build_eval_transform(self.image_size, self.preprocess, normalize, quality)
+        skip = DEVICE_GROUPS if on_device else ()
+        return build_train_transform(
+            self.image_size, self.preprocess, self.augment, normalize, quality, skip_groups=skip
         )
+
+    def _dataset(self, split: str, train: bool) -> ImageDataset:
+        self.setup()
+        assert self.index is not None
+        transform = self.image_transform(train)
         if self.fakes == "self_blend" and split in blended_splits(self.self_blend):
             args = (self.self_blend, self.split_seed, self.on_bad_image, self.decoder)
             return self_blend_dataset(self.index[split], split, self.root, transform, *args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,21 +40,34 @@ class ImageDataset(Dataset):
         is then re-seeded per sample, so augmentations do not depend on the worker or on earlier epochs."""
         index, augment_seed = key if isinstance(key, tuple) else (key, None)
         path, target = self.samples[index]
-        try:
-            image = self._load(index, path, augment_seed)
-            image = (
-                self.transform(image) if augment_seed is None else self.transform(image, seed=augment_seed)
-            )
-        except BadImageError:
-            if self.on_bad_image == "raise":
-                raise
-            return {"skipped": path}
-        return {"image": image, "target": torch.tensor(float(target)), "path": path}
+        load = functools.partial(self._load, index, path, augment_seed)
+        return transformed_sample(load, path, target, self.transform, augment_seed, self.on_bad_image)
 
     def _load(self, index: int, path: str, augment_seed: int | None) -> np.ndarray:
         """The decoded image of sample `index`, before the transform: where a subclass changes the image itself
         (``self_blend.SelfBlendDataset`` blends fakes from reals)."""
         return load_rgb(path, decoder=self.decoder)
+
+
+def transformed_sample(
+    load: Callable[[], np.ndarray],
+    path: str,
+    target: int,
+    transform: Callable[..., torch.Tensor],
+    augment_seed: int | None,
+    on_bad_image: str,
+) -> dict[str, Any]:
+    """One sample as every dataset yields it: the decoded image (`load()`) through `transform`, re-seeded with
+    `augment_seed` when training; an undecodable image is `{"skipped": path}` unless `on_bad_image="raise"`.
+    Folder images (`ImageDataset`) and streamed shards (`data/shard_datasets.py`) differ only in `load`."""
+    try:
+        image = load()
+        image = transform(image) if augment_seed is None else transform(image, seed=augment_seed)
+    except BadImageError:
+        if on_bad_image == "raise":
+            raise
+        return {"skipped": path}
+    return {"image": image, "target": torch.tensor(float(target)), "path": path}
 
 
 def collate_skipping(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -63,14 +63,25 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return iter(zip(order.tolist(), seeds.tolist(), strict=True))
 
 
+def sample_seed(seed: int, epoch: int, sample_id: int) -> int:
+    """The augmentation seed of one sample in one epoch where the loader, not ``EpochSampler``, picks the order
+    (streamed shards, data/shard_datasets.py): a function of ``(seed, epoch, sample id)`` alone, so it is the same
+    whichever rank, worker or resumed process draws the sample."""
+    return int(np.random.default_rng([seed, epoch, sample_id]).integers(0, 2**31))
+
+
 def epoch_sampler(n: int, trainer: object | None, resume_epoch: int | None = None) -> EpochSampler:
     """The training sampler, starting at the epoch the trainer is about to run. With DataLoader workers the first
     epoch's indices are drawn as the loader starts, before Lightning's ``set_epoch``, and in a resumed run Lightning
     does not know the epoch number yet at that point: ``resume_epoch`` (the data module's state, saved in the
     checkpoint) says it."""
-    if resume_epoch is None:
-        progress = getattr(
-            getattr(getattr(trainer, "fit_loop", None), "epoch_progress", None), "current", None
-        )
-        resume_epoch = int(getattr(progress, "processed", 0) or 0)
-    return EpochSampler(n, run_seed(), resume_epoch)
+    return EpochSampler(n, run_seed(), training_epoch(trainer, resume_epoch))
+
+
+def training_epoch(trainer: object | None, resume_epoch: int | None = None) -> int:
+    """The training epoch a loader made now starts at: ``resume_epoch`` (from the checkpoint) when resuming, else
+    the trainer's count of finished epochs (0 without a trainer)."""
+    if resume_epoch is not None:
+        return resume_epoch
+    progress = getattr(getattr(getattr(trainer, "fit_loop", None), "epoch_progress", None), "current", None)
+    return int(getattr(progress, "processed", 0) or 0)

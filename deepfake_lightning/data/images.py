@@ -144,34 +144,38 @@ def _load_pil(data: bytes, path: str | Path, max_pixels: int) -> np.ndarray:
 def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS, decoder: str = "auto") -> np.ndarray:
     """Read `path` fully and return an HxWx3 uint8 array; every decoder gives the same pixels."""
     DataSettings.check_value("decoder", decoder)
-    if decoder == "simplejpeg" and simplejpeg is None:
-        raise ValueError("data.decoder=simplejpeg needs the simplejpeg package (pip install simplejpeg)")
     try:
         with open(path, "rb") as handle:
             data = handle.read()
-        if decoder != "pil" and simplejpeg is not None and str(path).lower().endswith((".jpg", ".jpeg")):
-            image = _decode_fast(data, path, max_pixels)
+    except OSError as err:
+        raise BadImageError(f"{path}: cannot decode image ({_reason(err)})") from err
+    return decode_rgb(data, path, max_pixels, decoder)
+
+
+def decode_rgb(
+    data: bytes, name: str | Path, max_pixels: int = MAX_PIXELS, decoder: str = "auto"
+) -> np.ndarray:
+    """`load_rgb` of a file's bytes already in memory (streamed shards, data/shard_datasets.py); `name` is the
+    file's path, named in errors, whose extension picks the JPEG fast path as it does for a file."""
+    DataSettings.check_value("decoder", decoder)
+    if decoder == "simplejpeg" and simplejpeg is None:
+        raise ValueError("data.decoder=simplejpeg needs the simplejpeg package (pip install simplejpeg)")
+    try:
+        if decoder != "pil" and simplejpeg is not None and str(name).lower().endswith((".jpg", ".jpeg")):
+            image = _decode_fast(data, name, max_pixels)
             if image is not None:
                 return image
-        return _load_pil(data, path, max_pixels)
+        return _load_pil(data, name, max_pixels)
     except BadImageError:
         raise
     # PIL raises many types: OSError, SyntaxError, ValueError, UnidentifiedImageError
     except Exception as err:
-        if _is_empty(path):
-            raise BadImageError(f"{path}: cannot decode image (empty file, 0 bytes)") from err
-        raise BadImageError(f"{path}: cannot decode image ({_reason(err)})") from err
+        if not data:
+            raise BadImageError(f"{name}: cannot decode image (empty file, 0 bytes)") from err
+        raise BadImageError(f"{name}: cannot decode image ({_reason(err)})") from err
 
 
 def _reason(err: Exception) -> str:
     if isinstance(err, UnidentifiedImageError):  # its own text names a BytesIO object, not the file
         return f"not an image in an accepted format ({FORMAT_NAMES})"
     return f"{err.__class__.__name__}: {err}"
-
-
-def _is_empty(path: str | Path) -> bool:
-    """Checked only after a decode failed, so good files pay no extra stat."""
-    try:
-        return Path(path).stat().st_size == 0
-    except OSError:
-        return False
