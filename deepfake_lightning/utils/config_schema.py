@@ -285,12 +285,10 @@ class SelfBlend(Settings):
     elastic_p: float = _probability(0.5)
 
 
-class DataSettings(Settings):
-    """`data.*` of `DeepfakeDataModule` (faces140k and folder layouts); defaults are the constructor's."""
+class LoaderSettings(Settings):
+    """The `data.*` keys every data config shares (conf/data/_base.yaml): decoding, transforms and the loader."""
 
     config_key: ClassVar[str] = "data"
-    root: str | Path = Field(description="a folder path")
-    layout: Literal[LAYOUTS] = Field("faces140k", description=words(LAYOUTS))
     image_size: int = Field(224, ge=MIN_IMAGE_SIZE, description=f"an integer >= {MIN_IMAGE_SIZE}")
     batch_size: int = Field(64, ge=1, description="an integer >= 1")
     num_workers: int = Field(2, ge=0, le=256, description="an integer in 0..256")
@@ -302,11 +300,6 @@ class DataSettings(Settings):
     normalize: Normalize | None = None
     on_bad_image: Literal[ON_BAD_IMAGE] = Field("skip", description=words(ON_BAD_IMAGE))
     verify: bool = Field(False, description="true or false")
-    split_ratios: Annotated[
-        Sequence[float], _holds(lambda v: len(v) == 3 and min(v) >= 0 and abs(sum(v) - 1) < 1e-6)
-    ] = Field((0.8, 0.1, 0.1), description="3 non-negative numbers summing to 1 (train, valid, test)")
-    split_seed: int = Field(0, description="an integer")
-    use_all_for_test: bool = Field(False, description="true or false")
     pin_memory: bool = Field(True, description="true or false")
     persistent_workers: bool = Field(True, description="true or false")
     prefetch_factor: Annotated[int, Field(ge=1)] | None = Field(4, description="null or an integer >= 1")
@@ -314,6 +307,20 @@ class DataSettings(Settings):
     channels_last: bool = Field(True, description="true or false")
     check_leakage: bool = Field(False, description="true or false")
     augment_on: Literal[AUGMENT_ON] = Field("cpu", description=words(AUGMENT_ON))
+    fakes: Literal[FAKES] = Field("dataset", description=words(FAKES))
+    self_blend: SelfBlend | None = None
+
+
+class DataSettings(LoaderSettings):
+    """`data.*` of `DeepfakeDataModule` (faces140k and folder layouts); defaults are the constructor's."""
+
+    root: str | Path = Field(description="a folder path")
+    layout: Literal[LAYOUTS] = Field("faces140k", description=words(LAYOUTS))
+    split_ratios: Annotated[
+        Sequence[float], _holds(lambda v: len(v) == 3 and min(v) >= 0 and abs(sum(v) - 1) < 1e-6)
+    ] = Field((0.8, 0.1, 0.1), description="3 non-negative numbers summing to 1 (train, valid, test)")
+    split_seed: int = Field(0, description="an integer")
+    use_all_for_test: bool = Field(False, description="true or false")
     labels_csv: Annotated[str | Path, _holds(lambda v: str(v).strip() != "")] | None = Field(
         None, description="null or a CSV path"
     )
@@ -321,8 +328,6 @@ class DataSettings(Settings):
         None, description="null or a CSV column name"
     )
     max_per_class: Annotated[int, Field(ge=1)] | None = Field(None, description="null or an integer >= 1")
-    fakes: Literal[FAKES] = Field("dataset", description=words(FAKES))
-    self_blend: SelfBlend | None = None
 
     @model_validator(mode="after")
     def _folder_only(self) -> DataSettings:
@@ -348,6 +353,47 @@ class SyntheticDataSettings(DataSettings):
     generated_size: int = Field(64, description="an integer (pixels)")
     seed: int = Field(0, description="an integer")
     generator_workers: int = Field(1, ge=1, description="an integer >= 1")
+
+
+class StreamingDataSettings(LoaderSettings):
+    """`data=streaming`: `StreamingDataModule` reads the shards `python -m deepfake_lightning.data.shard` wrote;
+    the split, labels and groups are the shards' own, so no key of the folder split applies."""
+
+    uri: str = Field(
+        description="a folder written by python -m deepfake_lightning.data.shard, or its s3:// (gs://, ...) URL"
+    )
+    cache_dir: str | Path | None = Field(
+        None, description="null or a folder (where remote chunks are cached)"
+    )
+    max_cache_size: Annotated[str, _holds(lambda v: v.strip() != "")] | None = Field(
+        None, description="null (litdata's default) or a size such as 50GB"
+    )
+    persistent_workers: Literal[False] = Field(
+        False,
+        description="false (streaming workers restart every epoch: that is how they learn the epoch and a resume)",
+    )
+    verify: Literal[False] = Field(
+        False, description="false (decode the images once when writing the shards: data.verify=true on shard)"
+    )
+    check_leakage: Literal[False] = Field(
+        False, description="false (check it when writing the shards: data.check_leakage=true on shard)"
+    )
+    fakes: Literal["dataset"] = Field(
+        "dataset", description="dataset (self_blend blends fakes from a folder's reals: use data=folder)"
+    )
+
+
+class ShardSettings(Settings):
+    """The top-level keys of `python -m deepfake_lightning.data.shard` (conf/shard.yaml)."""
+
+    out: str | Path = Field(description="a local folder to write the shards into")
+    splits: str | Path | None = Field(None, description="null or a splits.csv (path, split, label, group)")
+    chunk_bytes: Annotated[str, _holds(lambda v: v.strip() != "")] | Annotated[int, Field(ge=1)] = Field(
+        "64MB", description="a size such as 64MB, or a number of bytes >= 1"
+    )
+    num_workers: int = Field(2, ge=1, le=256, description="an integer in 1..256")
+    shuffle_seed: int = Field(0, ge=0, description="an integer >= 0")
+    overwrite: bool = Field(False, description="true or false")
 
 
 # --- model ------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ schema. What needs more than the values is checked here: folders and files that 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from deepfake_lightning.utils.config_schema import (
     ConfigError,
     ModelSettings,
     Settings,
+    StreamingDataSettings,
     SyntheticDataSettings,
     TrainerSettings,
     check_freeze_first_n,
@@ -46,6 +48,9 @@ def validate_data(cfg: DictConfig) -> None:
     schema.check(cfg.data)
     if issubclass(schema, SyntheticDataSettings):
         return  # generated under data.out_dir
+    if issubclass(schema, StreamingDataSettings):
+        validate_shards(cfg)
+        return
     root = OmegaConf.select(cfg, "data.root", default=None)
     if root is not None and not Path(root).is_dir():
         raise ConfigError(
@@ -53,6 +58,25 @@ def validate_data(cfg: DictConfig) -> None:
             "real_vs_fake/real-vs-fake/{train,valid,test}/{real,fake}, for folder data root/{real,fake}"
         )
     validate_grouping(cfg)
+
+
+def validate_shards(cfg: DictConfig) -> None:
+    """LitData must be installed, and a local `data.uri` must be a shard folder (a URL is read at set-up)."""
+    from deepfake_lightning.data.shard_format import META_NAME, is_remote
+
+    require_litdata("data=streaming")
+    uri = str(cfg.data.uri)
+    if not is_remote(uri) and not (Path(uri) / META_NAME).is_file():
+        raise ConfigError(
+            f"data.uri={uri!r}: no {META_NAME} there; expected a folder written by "
+            "python -m deepfake_lightning.data.shard data.root=DIR out=FOLDER (or its s3:// URL)"
+        )
+
+
+def require_litdata(what: str) -> None:
+    """Shards are written and read by LitData, an optional dependency (the `streaming` extra)."""
+    if importlib.util.find_spec("litdata") is None:
+        raise ConfigError(f"{what} needs the litdata package: pip install 'deepfake_lightning[streaming]'")
 
 
 def validate_grouping(cfg: DictConfig) -> None:
