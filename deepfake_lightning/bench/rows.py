@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-TASKS = ("data", "index", "train", "inference", "predict")
+TASKS = ("data", "index", "stream", "train", "inference", "predict")
 ROW_FIELDS = (
     "task",
     "stage",

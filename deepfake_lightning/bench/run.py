@@ -146,7 +146,11 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     tasks = set(cfg.tasks)
     rows: list[Row] = []
     notes: dict[str, Any] = {}
-    if cfg.images.get("root"):
+    samples: list[Sample] = []
+    labelled: list[Sample] = []
+    # index, stream and train make their own inputs
+    needs_images = bool(tasks & {"data", "inference", "predict"}) or cfg.profile.enabled
+    if needs_images and cfg.images.get("root"):
         samples, labelled = folder_image_set(
             cfg.images.root,
             cfg.images.n_images,
@@ -154,7 +158,7 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
             list(cfg.images.split_ratios),
             cfg.images.split_seed,
         )
-    else:
+    elif needs_images:
         samples, labelled = bench_image_set(
             cfg.cache_dir,
             cfg.images.n_images,
@@ -169,6 +173,30 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
         rows += bench_data(samples, pipeline, device)
     if "index" in tasks:
         rows += bench_index(cfg.cache_dir, cfg.index)
+    if "stream" in tasks:
+        from deepfake_lightning.bench.stream import bench_stream  # needs litdata (the streaming extra)
+
+        data = OmegaConf.to_container(cfg.data, resolve=True)
+        rows += bench_stream(cfg.cache_dir, OmegaConf.to_container(cfg.stream, resolve=True), data, cfg.seed)
+    if tasks & {"train", "inference", "predict"} or cfg.profile.enabled:
+        rows += _model_rows(cfg, tasks, device, samples, labelled, out_dir, notes)
+    meta = _meta(cfg, device) | {"notes": notes}
+    document = write_report(rows, out_dir, meta)
+    log.info("bench: %d rows -> %s", len(rows), out_dir / "bench.md")
+    return {"status": "ok" if "problems" not in document else "problems", "rows": len(rows)}
+
+
+def _model_rows(
+    cfg: DictConfig,
+    tasks: set[str],
+    device: torch.device,
+    samples: list[Sample],
+    labelled: list[Sample],
+    out_dir: Path,
+    notes: dict[str, Any],
+) -> list[Row]:
+    """The rows that need the network: train, inference, predict (and the profile, into `notes`)."""
+    rows: list[Row] = []
     net, preprocessing = load_network(cfg.model, cfg.ckpt_path)
     if "train" in tasks:
         rows += bench_train(net, device, cfg.train, cfg.model.loss)
@@ -205,10 +233,7 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
             rows += bench_end_to_end(net, preprocessing, device, predict_cfg, files, onnx_paths, out_dir)
         if cfg.profile.enabled:
             notes["profile"] = _profile(net, device, images, cfg, out_dir)
-    meta = _meta(cfg, device) | {"notes": notes}
-    document = write_report(rows, out_dir, meta)
-    log.info("bench: %d rows -> %s", len(rows), out_dir / "bench.md")
-    return {"status": "ok" if "problems" not in document else "problems", "rows": len(rows)}
+    return rows
 
 
 def _predict_files(cfg: DictConfig, bench_set: list[Sample]) -> list[Path]:
