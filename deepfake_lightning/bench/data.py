@@ -24,6 +24,7 @@ from deepfake_lightning.bench.rows import (
     device_label,
     make_row,
     sync_for,
+    time_batches,
     time_calls,
 )
 from deepfake_lightning.data.dataset import ImageDataset, collate_skipping
@@ -128,17 +129,10 @@ def bench_loader(samples: Sequence[Sample], cfg: Mapping[str, Any], workers: int
         collate_fn=collate_skipping,
         prefetch_factor=cfg["prefetch_factor"] if workers else None,
     )
-    seconds, images = [], []
     with PeakMemory(CPU) as memory:
         iterator = iter(loader)
         next(iterator)  # worker start-up is not throughput
-        start = time.perf_counter()
-        for batch in iterator:
-            now = time.perf_counter()
-            seconds.append(now - start)
-            images.append(len(batch["image"]))
-            start = now
-    timing = Timing(seconds or [float("nan")], int(np.mean(images)) if images else 0)
+        timing = time_batches(iterator)
     row = _row(
         stage,
         f"dataloader:{cfg['decoder']}",

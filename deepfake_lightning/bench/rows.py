@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,21 @@ def time_calls(
             sync()
         seconds.append(time.perf_counter() - start)
     return Timing(seconds, items)
+
+
+def time_batches(batches: Iterator[dict[str, Any]], limit: int | None = None) -> Timing:
+    """Per-batch wall times of a loader's iterator (the first batch already taken: worker start-up is not
+    throughput), over up to `limit` batches; `items` is the mean batch size."""
+    seconds, sizes = [], []
+    start = time.perf_counter()
+    for batch in batches:
+        now = time.perf_counter()
+        seconds.append(now - start)
+        sizes.append(len(batch["image"]))
+        start = now
+        if limit is not None and len(seconds) >= limit:
+            break
+    return Timing(seconds or [float("nan")], int(sum(sizes) / len(sizes)) if sizes else 0)
 
 
 def device_label(device: torch.device) -> str:

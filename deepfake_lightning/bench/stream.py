@@ -24,7 +24,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from deepfake_lightning.bench.rows import PeakMemory, Row, Timing, make_row
+from deepfake_lightning.bench.rows import PeakMemory, Row, Timing, make_row, time_batches
 from deepfake_lightning.data.datamodule import DeepfakeDataModule
 from deepfake_lightning.data.shard_format import META_NAME
 from deepfake_lightning.data.shard_writer import write_shards
@@ -79,17 +79,7 @@ def _time_loader(module: DeepfakeDataModule, batches: int | None) -> tuple[float
     iterator = iter(module.train_dataloader())
     next(iterator)
     first_s = time.perf_counter() - start
-    seconds, sizes = [], []
-    start = time.perf_counter()
-    for batch in iterator:
-        now = time.perf_counter()
-        seconds.append(now - start)
-        sizes.append(len(batch["image"]))
-        start = now
-        if batches is not None and len(seconds) >= batches:
-            break
-    items = round(sum(sizes) / len(sizes)) if sizes else 0
-    return setup_s, first_s, Timing(seconds or [float("nan")], items)
+    return setup_s, first_s, time_batches(iterator, batches)
 
 
 def bench_stream(
