@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from deepfake_lightning import weights
+from deepfake_lightning.data.images import load_rgb
 from deepfake_lightning.faces import (
     Alignment,
     DetectionCache,
@@ -23,7 +24,6 @@ from deepfake_lightning.faces import (
     landmarks_for,
 )
 from deepfake_lightning.faces.alignment import template_points
-from deepfake_lightning.faces.cache import read_rgb
 from tests.conftest import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
@@ -62,7 +62,7 @@ def _inside(point: np.ndarray, box: tuple[float, float, float, float]) -> bool:
 @pytest.mark.parametrize("name", REAL_SETS)
 def test_centerface_finds_the_real_faces_with_landmarks_inside_the_box(centerface, name: str) -> None:
     for path in _reals(name, 6):
-        image = read_rgb(path)
+        image = load_rgb(path)
         faces = centerface.detect(image)
         assert faces, f"{path}: no face found"
         face = max(faces, key=lambda f: f.area)
@@ -76,7 +76,7 @@ def test_centerface_finds_the_real_faces_with_landmarks_inside_the_box(centerfac
 
 
 def test_haar_finds_an_lfw_face_without_landmarks(lfw_dir: Path) -> None:
-    image = read_rgb(_reals("lfw_faceswap", 1)[0])
+    image = load_rgb(_reals("lfw_faceswap", 1)[0])
     faces = build_detector("haar").detect(image)
     assert faces and faces[0].landmarks is None
     crop = FacePipeline("haar", Alignment(size=64)).crops(image)[0]
@@ -106,7 +106,7 @@ def test_the_astronaut_is_found(centerface) -> None:
 
 
 def test_two_face_composite_gives_two_faces_one_per_half(centerface) -> None:
-    left, right = (read_rgb(p) for p in _reals("lfw_faceswap", 2))
+    left, right = (load_rgb(p) for p in _reals("lfw_faceswap", 2))
     image = np.concatenate([left, right], axis=1)
     faces = centerface.detect(image)
     assert len(faces) == 2
@@ -125,7 +125,7 @@ def _rotate(image: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def test_rotated_face_is_found_and_aligned_upright(centerface) -> None:
-    image = read_rgb(_reals("ffhq_stylegan", 1)[0])
+    image = load_rgb(_reals("ffhq_stylegan", 1)[0])
     rotated = _rotate(image, 25)
     faces = centerface.detect(rotated)
     assert faces, "the face rotated by 25 degrees was not found"
@@ -145,14 +145,14 @@ def test_rotated_face_is_found_and_aligned_upright(centerface) -> None:
 
 def test_alignment_is_reproducible_to_the_pixel(centerface, tmp_path: Path) -> None:
     path = _reals("lfw_faceswap", 1)[0]
-    image = read_rgb(path)
+    image = load_rgb(path)
     pipeline = FacePipeline(centerface, Alignment("landmarks", 1.3, 256))
     first = pipeline.crops(image)[0]
     again = pickle.loads(pickle.dumps(pipeline)).crops(image)[0]  # a fresh runtime in another "process"
     assert np.array_equal(first.image, again.image) and np.array_equal(first.matrix, again.matrix)
     cached = DetectionCache(centerface, tmp_path)
-    cached.faces(path, read_rgb)
-    reread = DetectionCache(centerface, tmp_path).faces(path, read_rgb)  # through the JSON file
+    cached.faces(path, load_rgb)
+    reread = DetectionCache(centerface, tmp_path).faces(path, load_rgb)  # through the JSON file
     assert np.array_equal(pipeline.crops(image, reread)[0].image, first.image)
     assert first.method == "landmarks" and first.image.shape == (256, 256, 3)
     assert pipeline.crops(image[::-1].copy())[0].image.shape == (256, 256, 3)
@@ -173,7 +173,7 @@ def test_centerface_runtimes_agree(centerface) -> None:
         build_detector("centerface", backend="onnxruntime"),
         build_detector("centerface", backend="opencv"),
     )
-    images = [read_rgb(p) for p in _reals("lfw_faceswap", 3)] + [_skimage("astronaut"), _skimage("coffee")]
+    images = [load_rgb(p) for p in _reals("lfw_faceswap", 3)] + [_skimage("astronaut"), _skimage("coffee")]
     for image in images:
         a, b = ort.detect(image), ocv.detect(image)
         assert len(a) == len(b)
@@ -211,17 +211,17 @@ def test_landmarks_for_caches_by_file_hash(centerface, tmp_path: Path) -> None:
 
     centerface.detect = counting
     try:
-        first = landmarks_for([*faces, noise], centerface, cache_dir=tmp_path / "cache")
+        first = landmarks_for([*faces, noise], centerface, cache_dir=tmp_path / "cache", load=load_rgb)
         copy = tmp_path / "copy.jpg"
         copy.write_bytes(faces[0].read_bytes())  # same bytes, another name: a cache hit
-        second = landmarks_for([copy, *faces, noise], centerface, cache_dir=tmp_path / "cache")
+        second = landmarks_for([copy, *faces, noise], centerface, cache_dir=tmp_path / "cache", load=load_rgb)
     finally:
         del centerface.detect
     assert len(calls) == 3  # only the first call detected
     assert first.shape == (3, 5, 2) and np.isnan(first[2]).all() and not np.isnan(first[:2]).any()
     assert np.array_equal(second[1:], first, equal_nan=True) and np.array_equal(second[0], first[0])
     with pytest.raises(ValueError, match="haar detector gives no landmarks"):
-        landmarks_for(faces, "haar")
+        landmarks_for(faces, "haar", load=load_rgb)
 
 
 def test_a_missing_model_file_says_how_to_get_it(tmp_path: Path) -> None:

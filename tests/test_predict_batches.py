@@ -62,7 +62,8 @@ def test_overlapped_batches_give_the_serial_rows(tiny_ckpt: Path, mixed_folder: 
 
 def test_uint8_batches_normalize_to_the_exact_model_inputs(tiny_ckpt: Path, calibrated_ckpt) -> None:
     """Workers send uint8; the lookup table gives bit-identical floats to the eval transform, per preprocessing."""
-    from deepfake_lightning.inference.detector import load_detector, stack_inputs
+    from deepfake_lightning.inference.detector import stack_inputs
+    from deepfake_lightning.inference.load import load_detector
     from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
 
     detector = Detector.load(tiny_ckpt)

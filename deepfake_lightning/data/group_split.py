@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from deepfake_lightning.data.index import SPLITS, DatasetLayoutError, Index, Sample
+from deepfake_lightning.data.samples import SPLITS, DatasetLayoutError, Index, Sample
 
 MAX_FOLDS = 20
 

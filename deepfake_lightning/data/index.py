@@ -10,25 +10,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deepfake_lightning.data.group_split import cap_per_class, grouped_split
+from deepfake_lightning.data.images import is_image_file
+from deepfake_lightning.data.labels_csv import read_groups, resolve_labels_csv
+from deepfake_lightning.data.samples import CLASS_TARGETS, SPLITS, DatasetLayoutError, Index, Sample
+from deepfake_lightning.utils.config_schema import DataSettings
+from deepfake_lightning.utils.files import walk_files
+
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
-CLASS_TARGETS = {"real": 0, "fake": 1}
 PUBLISHED_140K = {"train": 100_000, "valid": 20_000, "test": 20_000}
 FACES140K_LAYOUT = "real_vs_fake/real-vs-fake/{train,valid,test}/{real,fake}/*.jpg"
 
-Sample = tuple[str, int]
-Index = dict[str, list[Sample]]
-
-
-class DatasetLayoutError(ValueError):
-    """The data root does not have the layout the config asks for."""
-
 
 def _walk_images(folder: Path) -> list[str]:
-    from deepfake_lightning.data.images import is_image_file
-    from deepfake_lightning.utils.files import walk_files
-
     return walk_files(folder, is_image_file)
 
 
@@ -121,8 +116,6 @@ def index_faces140k(root: str | Path) -> Index:
 
 
 def _check_ratios(ratios: Sequence[float]) -> None:
-    from deepfake_lightning.utils.config_schema import DataSettings
-
     DataSettings.check_value("split_ratios", ratios)
 
 
@@ -163,8 +156,6 @@ def index_folder_with_groups(
     With `group_by`, a ratio split keeps every group in one split; given train/valid/test folders are kept as
     they are (the leakage check reports groups they share). `max_per_class` caps a ratio-split folder before
     it is split, in whole groups."""
-    from deepfake_lightning.data.labels_csv import read_groups, resolve_labels_csv
-
     root = Path(root)
     if not root.is_dir():
         raise DatasetLayoutError(
@@ -191,14 +182,10 @@ def index_folder_with_groups(
             index = {"train": [], "valid": [], "test": samples}
         return index, groups
     if max_per_class is not None:
-        from deepfake_lightning.data.group_split import cap_per_class
-
         samples = cap_per_class(samples, groups, max_per_class, seed)
     if use_all_for_test:
         return {"train": [], "valid": [], "test": samples}, groups
     if group_by:
-        from deepfake_lightning.data.group_split import grouped_split
-
         _check_ratios(split_ratios)
         return grouped_split(samples, groups, split_ratios, seed), groups
     return stratified_split(samples, split_ratios, seed), groups

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepfake_lightning.data.index import DatasetLayoutError, Sample
+from deepfake_lightning.data.samples import DatasetLayoutError, Sample
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from deepfake_lightning.data.dataset import ImageDataset
+from deepfake_lightning.data.images import load_rgb
 from deepfake_lightning.data.index import DatasetLayoutError, Index, Sample, describe
 from deepfake_lightning.data.split_checks import warn_single_class_splits
 from deepfake_lightning.data.transforms import _Pipeline
@@ -297,7 +298,7 @@ def face_landmarks(paths: Sequence[str], split: str) -> dict[str, np.ndarray]:
     """path -> the 5 CenterFace landmarks of its largest face (`deepfake_lightning.faces.landmarks_for`: detected
     once, cached on disk by the file's SHA-256). A real without a face keeps the face-box ellipse: counted, logged."""
     try:
-        found = landmarks_for(paths)
+        found = landmarks_for(paths, load=load_rgb)
     except FaceDetectorError as err:
         raise ConfigError(
             f"data.self_blend.mask=landmarks: {err} (or set data.self_blend.mask=face_box)"

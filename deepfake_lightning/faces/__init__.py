@@ -3,14 +3,9 @@ the landmarks, and `FacePipeline`, the detector + alignment that training, predi
 and `prepare` all share. See docs/faces.md."""
 
 from deepfake_lightning.faces.alignment import ALIGN_MODES, TEMPLATE, Alignment, align_face
+from deepfake_lightning.faces.base import FaceDetector, FaceDetectorError
 from deepfake_lightning.faces.cache import DetectionCache, landmarks_for
-from deepfake_lightning.faces.detector import (
-    DEFAULT_DETECTOR,
-    DETECTORS,
-    FaceDetector,
-    FaceDetectorError,
-    build_detector,
-)
+from deepfake_lightning.faces.detector import DEFAULT_DETECTOR, DETECTORS, build_detector
 from deepfake_lightning.faces.pipeline import FACE_FOUND, FACE_NOT_FOUND, FaceCrop, FacePipeline
 from deepfake_lightning.faces.types import LANDMARK_NAMES, Face
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_lightning.faces.detector import FaceDetector, build_detector
+from deepfake_lightning.faces.base import FaceDetector
+from deepfake_lightning.faces.detector import build_detector
 from deepfake_lightning.faces.types import Face
 from deepfake_lightning.utils.hashing import sha256_file
 
@@ -90,21 +91,19 @@ class DetectionCache:
         return self._faces[digest]
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """The file as an RGB uint8 array (the project's decoder: EXIF orientation, size guard, clear errors)."""
-    from deepfake_lightning.data.images import load_rgb
-
-    return np.asarray(load_rgb(path))
-
-
 def landmarks_for(
     paths: Sequence[str | Path] | Iterable[str | Path],
     detector: str | FaceDetector = "centerface",
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    *,
+    load: Callable[[Path], np.ndarray],
 ) -> np.ndarray:
     """N x 5 x 2 float array: the 5 landmarks (x, y; `LANDMARK_NAMES` order) of each image's largest face,
     NaN rows where no face was found. Cached (see the module doc), so a second call only hashes the files.
+
+    `load` decodes a file to RGB uint8 (the project's decoder is `data.images.load_rgb`); the caller passes it
+    because the data package, which builds on faces (self-blend masks), owns decoding.
     """
     found = build_detector(detector) if isinstance(detector, str) else detector
     if not found.has_landmarks:
@@ -118,7 +117,7 @@ def landmarks_for(
 
         iterator = tqdm(iterator, total=len(files), desc="landmarks", unit="img")
     for i, path in iterator:
-        faces = cache.faces(path, read_rgb)
+        faces = cache.faces(path, load)
         if faces:
             result[i] = max(faces, key=lambda face: face.area).landmarks
     misses = int(np.isnan(result[:, 0, 0]).sum())

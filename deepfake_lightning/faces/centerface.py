@@ -21,8 +21,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from deepfake_lightning.faces.base import FaceDetectorError, downscale
 from deepfake_lightning.faces.centerface_model import checked_model_path, dynamic_model
-from deepfake_lightning.faces.detector import FaceDetectorError, downscale
 from deepfake_lightning.faces.types import Face
 
 BACKENDS = ("auto", "onnxruntime", "opencv")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from deepfake_lightning.faces.detector import FaceDetectorError
+from deepfake_lightning.faces.base import FaceDetectorError
 from deepfake_lightning.weights import CENTERFACE, cache_path, fetch
 
 FILENAME = CENTERFACE.filename

@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from deepfake_lightning.faces.detector import FaceDetectorError, downscale
+from deepfake_lightning.faces.base import FaceDetectorError, downscale
 from deepfake_lightning.faces.types import Face
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from deepfake_lightning.faces.alignment import Alignment
-from deepfake_lightning.faces.detector import DEFAULT_DETECTOR, FaceDetector, build_detector
+from deepfake_lightning.faces.base import FaceDetector
+from deepfake_lightning.faces.detector import DEFAULT_DETECTOR, build_detector
 from deepfake_lightning.faces.types import Face
 
 FACE_FOUND = "found"

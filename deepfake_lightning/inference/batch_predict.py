@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
+from deepfake_lightning.inference.decode_threads import thread_batches
 from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, label_of
 from deepfake_lightning.inference.row_writer import RowWriter
 from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
@@ -125,10 +126,11 @@ def batch_source(
         raise ValueError(f"decode_in={decode_in!r}: expected one of {list(DECODE_IN)}")
     mode = auto_decode(detector) if decode_in == "auto" else decode_in
     if mode == "threads" and num_workers > 0:
-        from deepfake_lightning.inference.decode_threads import thread_batches
-
         return thread_batches(
-            FileDataset(paths, transfer.preparer, transfer.max_pixels), batch_size, num_workers
+            FileDataset(paths, transfer.preparer, transfer.max_pixels),
+            batch_size,
+            num_workers,
+            collate_prepared,
         )
     return file_loader(transfer, paths, batch_size, num_workers)
 

@@ -16,34 +16,35 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-
-from deepfake_lightning.inference.batch_predict import FileDataset, collate_prepared
 
 
 class _BatchPreparer:
     """`indices -> collated batch`, with one private copy of the dataset per thread."""
 
-    def __init__(self, dataset: FileDataset) -> None:
+    def __init__(self, dataset: Sequence[Any], collate: Callable[[list[Any]], dict[str, Any]]) -> None:
         self.dataset = dataset
+        self.collate = collate
         self.local = threading.local()
 
     def __call__(self, indices: Sequence[int]) -> dict[str, Any]:
         dataset = getattr(self.local, "dataset", None)
         if dataset is None:
             dataset = self.local.dataset = copy.deepcopy(self.dataset)
-        return collate_prepared([dataset[i] for i in indices])
+        return self.collate([dataset[i] for i in indices])
 
 
-def thread_batches(dataset: FileDataset, batch_size: int, threads: int) -> Iterable[dict[str, Any]]:
-    """Collated batches of `dataset`, in order, prepared by `threads` threads."""
+def thread_batches(
+    dataset: Sequence[Any], batch_size: int, threads: int, collate: Callable[[list[Any]], dict[str, Any]]
+) -> Iterable[dict[str, Any]]:
+    """Batches of `dataset` made by `collate`, in order, prepared by `threads` threads."""
     from torchdata.nodes import Batcher, IterableWrapper, Loader, ParallelMapper
 
     indices = Batcher(IterableWrapper(range(len(dataset))), batch_size=batch_size, drop_last=False)
     batches = ParallelMapper(
         indices,
-        map_fn=_BatchPreparer(dataset),
+        map_fn=_BatchPreparer(dataset, collate),
         num_workers=threads,
         in_order=True,
         method="thread",  # at most 2 batches per thread in flight (torchdata's default)

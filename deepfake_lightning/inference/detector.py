@@ -222,17 +222,3 @@ def _onnx_from_module(module: Any, device: str, sessions: int = 1) -> OnnxBacken
             module.net, Path(tmp) / "model.onnx", int(module.hparams["preprocessing"]["image_size"])
         )
         return OnnxBackend(path, device, sessions=sessions)
-
-
-def load_detector(models: str | Path | Sequence[str | Path], **options: Any) -> BaseDetector:
-    """One model -> `Detector`; several -> `EnsembleDetector` (mean of calibrated probabilities)."""
-    if isinstance(models, (str, Path)):
-        return Detector.load(models, **options)
-    models = list(models)
-    if not models:
-        raise ValueError("no model given: set ckpt_path or ensemble")
-    if len(models) == 1:
-        return Detector.load(models[0], **options)
-    from deepfake_lightning.inference.ensemble import EnsembleDetector
-
-    return EnsembleDetector.load(models, **options)

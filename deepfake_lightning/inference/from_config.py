@@ -8,7 +8,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from deepfake_lightning.inference.backends import BACKENDS
-from deepfake_lightning.inference.detector import BaseDetector, load_detector
+from deepfake_lightning.inference.detector import BaseDetector
+from deepfake_lightning.inference.load import load_detector
 from deepfake_lightning.utils.config_validation import ConfigError
 
 

@@ -10,20 +10,15 @@ from typing import Any
 
 from deepfake_lightning.models.backbone import MobileNetV2Backbone, count_backbone_tensors
 from deepfake_lightning.models.feature_backbone import FeatureBackbone
-
-DEFAULT_BACKBONE = "mobilenet_v2"
-TIMM_PREFIX = "timm:"
+from deepfake_lightning.models.timm_backbone import TimmBackbone, count_timm_tensors
+from deepfake_lightning.utils.config_schema import DEFAULT_BACKBONE, TIMM_PREFIX, BackboneSettings
 
 
 def timm_model_name(name: str) -> str | None:
-    """The timm model of `timm:<model>`; None for the torchvision default."""
-    if name == DEFAULT_BACKBONE:
-        return None
-    if name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX):
-        return name[len(TIMM_PREFIX) :]
-    raise ValueError(
-        f"model.backbone.name={name!r}: expected {DEFAULT_BACKBONE} or timm:<model name> (e.g. timm:resnet18)"
-    )
+    """The timm model of `timm:<model>`; None for the torchvision default. A name outside the schema's rule
+    (`BackboneSettings.name`) raises `ConfigError` (a `ValueError`) naming `model.backbone.name`."""
+    BackboneSettings.check_value("name", name)
+    return None if name == DEFAULT_BACKBONE else name.removeprefix(TIMM_PREFIX)
 
 
 def build_backbone(config: dict[str, Any], image_size: int | None = None) -> FeatureBackbone:
@@ -33,8 +28,6 @@ def build_backbone(config: dict[str, Any], image_size: int | None = None) -> Fea
     model_name = timm_model_name(str(config.pop("name", None) or DEFAULT_BACKBONE))
     if model_name is None:
         return MobileNetV2Backbone(**config)
-    from deepfake_lightning.models.timm_backbone import TimmBackbone
-
     return TimmBackbone(model_name, **config, image_size=image_size)
 
 
@@ -43,8 +36,6 @@ def backbone_tensor_count(name: str) -> int:
     model_name = timm_model_name(name)
     if model_name is None:
         return count_backbone_tensors()
-    from deepfake_lightning.models.timm_backbone import count_timm_tensors
-
     return count_timm_tensors(model_name)
 
 
