@@ -10,37 +10,22 @@ from omegaconf import DictConfig
 
 from deepfake_lightning.bundle import manifest_path
 from deepfake_lightning.data.index import DatasetLayoutError, index_folder
-from deepfake_lightning.inference.export_model import FORMATS, export_model
+from deepfake_lightning.inference.export_model import export_model
 from deepfake_lightning.inference.inputs import expand_inputs
 from deepfake_lightning.inference.quantize import sample_subset
 from deepfake_lightning.utils.config_validation import ConfigError
+from deepfake_lightning.utils.entry_schema import EXPORT_SUFFIX, ExportSettings
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
 log = logging.getLogger(__name__)
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
 def _validate(cfg: DictConfig) -> Path:
-    if not Path(str(cfg.ckpt_path)).is_file():
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path!r}: file not found; expected a .ckpt written by training"
-        )
-    if cfg.format not in FORMATS:
-        raise ConfigError(f"format={cfg.format!r}: expected one of {list(FORMATS)}")
-    if cfg.quantize not in (None, "int8"):
-        raise ConfigError(f"quantize={cfg.quantize!r}: expected null or int8")
-    if cfg.quantize and cfg.format != "onnx":
-        raise ConfigError("quantize=int8 needs format=onnx")
-    for key in ("calibration_dir", "eval_dir"):
-        if cfg[key] is not None and not Path(str(cfg[key])).is_dir():
-            raise ConfigError(f"{key}={cfg[key]!r}: folder not found")
-    output = (
-        Path(str(cfg.output)) if cfg.output else Path(cfg.paths.output_dir) / f"model{SUFFIX[cfg.format]}"
-    )
-    if output.suffix != SUFFIX[cfg.format]:
-        raise ConfigError(f"output={str(output)!r}: a {cfg.format} export should end in {SUFFIX[cfg.format]}")
-    return output
+    """Every key through the schema (`utils/entry_schema.py`); the output path (default: in the run folder)."""
+    ExportSettings.check(cfg)
+    suffix = EXPORT_SUFFIX[cfg.format]
+    return Path(str(cfg.output)) if cfg.output else Path(cfg.paths.output_dir) / f"model{suffix}"
 
 
 def _eval_samples(cfg: DictConfig) -> list[tuple[str, int]] | None:

@@ -17,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deepfake_lightning.inference.batch_predict import (
     COLUMNS,
-    DECODE_IN,
     FACE_COLUMN,
     auto_decode,
     loader_sizes,
@@ -26,11 +25,11 @@ from deepfake_lightning.inference.batch_predict import (
 )
 from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.distributed_predict import predict_distributed
-from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
+from deepfake_lightning.inference.from_config import detector_from_config
 from deepfake_lightning.inference.inputs import InputNotFoundError, expand_inputs
-from deepfake_lightning.inference.int8_cache import int8_config, validate_quantize
-from deepfake_lightning.inference.row_writer import check_output_path
+from deepfake_lightning.inference.int8_cache import int8_config
 from deepfake_lightning.utils.config_validation import ConfigError
+from deepfake_lightning.utils.entry_schema import PredictSettings
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
@@ -38,14 +37,10 @@ log = logging.getLogger(__name__)
 
 
 def _validate(cfg: DictConfig) -> list[Path]:
-    validate_detector_config(cfg)
-    validate_quantize(cfg)
-    if cfg.decode_in not in DECODE_IN:
-        raise ConfigError(f"decode_in={cfg.decode_in!r}: expected one of {list(DECODE_IN)}")
+    PredictSettings.check(cfg)  # every key: utils/entry_schema.py
     try:
-        check_output_path(cfg.output)
         paths = expand_inputs(str(cfg.input))
-    except (ValueError, InputNotFoundError) as err:
+    except InputNotFoundError as err:
         raise ConfigError(str(err)) from None
     if not paths:
         raise ConfigError(f"input={cfg.input!r}: no image files found there")

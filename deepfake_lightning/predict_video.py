@@ -10,38 +10,20 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
+from deepfake_lightning.inference.from_config import detector_from_config
 from deepfake_lightning.inference.row_writer import RowWriter
 from deepfake_lightning.inference.video_predict import FRAME_COLUMNS, plot_timeline, predict_frames
-from deepfake_lightning.inference.video_source import Sampling, is_live, iter_frames
-from deepfake_lightning.utils.config_schema import FrameAggregation
-from deepfake_lightning.utils.config_validation import ConfigError
+from deepfake_lightning.inference.video_source import Sampling, iter_frames
+from deepfake_lightning.utils.entry_schema import PredictVideoSettings
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
 log = logging.getLogger(__name__)
 
 
-def _sampling(cfg: DictConfig) -> Sampling:
-    try:
-        return Sampling(cfg.every_k, cfg.num_frames, cfg.max_frames, cfg.max_seconds)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-
-
 def _validate(cfg: DictConfig) -> Sampling:
-    sampling = _sampling(cfg)
-    validate_detector_config(cfg)
-    if cfg.frames_format not in ("csv", "json"):
-        raise ConfigError(f"frames_format={cfg.frames_format!r}: expected csv or json")
-    if cfg.live not in ("auto", True, False):
-        raise ConfigError(f"live={cfg.live!r}: expected auto, true or false")
-    if cfg.live is not True and not is_live(str(cfg.input)) and not Path(str(cfg.input)).is_file():
-        raise ConfigError(
-            f"input={cfg.input!r}: video file not found (stream URLs and /dev/* devices are read live)"
-        )
-    FrameAggregation.check({"aggregate": cfg.aggregate, "top_k": cfg.top_k})  # eval's rule and its check
-    return sampling
+    PredictVideoSettings.check(cfg)  # every key: utils/entry_schema.py
+    return Sampling(cfg.every_k, cfg.num_frames, cfg.max_frames, cfg.max_seconds)
 
 
 def predict_video(cfg: DictConfig) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from deepfake_lightning.utils.config_schema import PrepareSettings, plain
+from deepfake_lightning.utils.config_schema import PrepareSettings
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
@@ -27,8 +27,7 @@ def job_from_config(cfg: DictConfig) -> Any:
     from deepfake_lightning.data.video_dataset import PrepareJob
     from deepfake_lightning.data.video_dataset.run import build_pipeline
 
-    values = {key: plain(cfg[key]) for key in PrepareSettings.model_fields if key in cfg}
-    settings = PrepareSettings.check(values)
+    settings = PrepareSettings.check(cfg)
     job = PrepareJob(
         input=Path(settings.input),
         output=Path(settings.output),
@@ -42,10 +41,6 @@ def job_from_config(cfg: DictConfig) -> Any:
         workers=settings.workers,
         progress=settings.progress,
     )
-    if not job.input.is_dir():
-        raise ConfigError(f"input={str(job.input)!r}: folder not found; expected a folder of videos")
-    if job.labels is not None and not job.labels.is_file():
-        raise ConfigError(f"labels={str(job.labels)!r}: file not found")
     try:  # builds the detector's runtime once (model file, ONNX Runtime / OpenCV) before any video is opened
         build_pipeline(job.face).detect(np.zeros((64, 64, 3), np.uint8))
     except (ValueError, TypeError, RuntimeError) as err:  # RuntimeError: FaceDetectorError (no model file...)

@@ -11,30 +11,20 @@ from omegaconf import DictConfig
 
 from deepfake_lightning.inference.backends import TorchBackend
 from deepfake_lightning.inference.detector import BaseDetector
-from deepfake_lightning.inference.from_config import detector_from_config, validate_detector_config
+from deepfake_lightning.inference.from_config import detector_from_config
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServerSettings, ServiceSettings
 from deepfake_lightning.inference.workers import empty_metrics_dir, run_workers
 from deepfake_lightning.utils.config_schema import Settings, plain, unknown_key
 from deepfake_lightning.utils.config_validation import ConfigError
+from deepfake_lightning.utils.entry_schema import ServeModelSettings
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task
 
 log = logging.getLogger(__name__)
 
 
-DETECTOR_KEYS = (
-    "ckpt_path",
-    "ensemble",
-    "backend",
-    "device",
-    "calibration",
-    "threshold",
-    "face_crop",
-    "min_size",
-    "onnx_sessions",
-    "torch_replicas",
-)
+DETECTOR_KEYS = tuple(ServeModelSettings.model_fields)  # utils/entry_schema.py
 RUN_KEYS = ("task_name", "paths", "hydra")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
@@ -116,7 +106,6 @@ def _room_for_connections(limit_concurrency: int) -> None:
 def serve(cfg: DictConfig) -> dict[str, Any]:
     import uvicorn
 
-    validate_detector_config(cfg)
     server = server_settings_from_config(cfg)
     settings = settings_from_config(cfg)
     _torch_replicas(cfg)
@@ -147,10 +136,8 @@ def build_app(cfg: DictConfig) -> FastAPI:
 
 
 def _torch_replicas(cfg: DictConfig) -> int:
-    replicas = cfg.get("torch_replicas", 0)
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-        raise ConfigError(f"torch_replicas={replicas!r}: expected an integer >= 0")
-    return replicas
+    """serve's model keys through the schema (`utils/entry_schema.py`); returns `torch_replicas`."""
+    return ServeModelSettings.check({k: cfg[k] for k in DETECTOR_KEYS if k in cfg}).torch_replicas
 
 
 @hydra_main("serve")

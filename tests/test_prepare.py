@@ -273,7 +273,15 @@ def test_config_errors_are_one_line(compose_cfg, tmp_path: Path) -> None:
     for overrides, expected in (
         (["frames=0"], "frames=0: expected an integer >= 1"),
         (["layout=youtube"], "layout='youtube': expected auto, ffpp, celebdf, dfdc or csv"),
-        ([f"input={tmp_path / 'none'}"], "folder not found"),
+        (
+            [f"input={tmp_path / 'none'}"],
+            f"input='{tmp_path / 'none'}': expected an existing folder of videos",
+        ),
+        (
+            [f"labels={tmp_path / 'none.csv'}"],
+            f"labels='{tmp_path / 'none.csv'}': expected null or an existing",
+        ),
+        (["+framez=3"], "framez=3: unknown key; did you mean frames?"),
         (["face.detector=mtcnn"], "face detector 'mtcnn'"),
         (["+face.colour=red"], "unknown keys ['colour']"),
     ):

@@ -12,13 +12,10 @@ from typing import Any
 
 from deepfake_lightning.bundle.errors import BundleError
 from deepfake_lightning.bundle.record import UNCALIBRATED, ModelBundle, read_json
+from deepfake_lightning.utils.config_schema import ConfigError, check_threshold
 
 CALIBRATION_FILE = "calibration.json"
 OFF = ("none", "null", "off")
-
-
-def _threshold_ok(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
 
 
 def is_off(calibration: str | Path | None) -> bool:
@@ -40,8 +37,11 @@ def read_calibration(path: str | Path) -> dict[str, Any]:
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not temperature > 0:
         raise BundleError(f"{path}: temperature={temperature!r}; expected a positive number")
     threshold = record.get("threshold")
-    if threshold is not None and not _threshold_ok(threshold):
-        raise BundleError(f"{path}: threshold={threshold!r}; expected a number in [0, 1]")
+    if threshold is not None:
+        try:
+            check_threshold(threshold)
+        except ConfigError as err:
+            raise BundleError(f"{path}: {err}") from None
     return record
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_lightning.utils.config_schema import check_threshold
+
 CURVE_METRICS = ("auroc", "ap", "eer", "tpr_at_fpr_0.01")
 THRESHOLD_METRICS = ("accuracy", "f1", "real_detection_rate", "fake_detection_rate")
 PROBABILITY_METRICS = ("log_loss", "brier", "ece")
@@ -215,8 +217,7 @@ def compute_metrics(
     The percentile interval is not forced to contain the point estimate.
     """
     p, y = validate_scores(p_fake, labels)
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    check_threshold(threshold)
     if not 0.0 < ci < 1.0:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
     if n_bootstrap < 0:

@@ -6,15 +6,15 @@ test scores leaks the labels into the operating point and inflates every thresho
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 import numpy as np
 
 from deepfake_lightning.evaluation.metrics import operating_points
+from deepfake_lightning.utils.config_schema import THRESHOLD_WORDS, check_threshold
 
-ALLOWED_RULES = ('a float in [0, 1] (e.g. 0.5 or "0.5")', '"eer"', '"fpr@X" (e.g. "fpr@0.01")', '"max_f1"')
+ALLOWED_RULES = (f'{THRESHOLD_WORDS} (e.g. 0.5 or "0.5")', '"eer"', '"fpr@X" (e.g. "fpr@0.01")', '"max_f1"')
 _FPR_RULE = re.compile(r"^fpr@(.+)$")
 
 
@@ -30,9 +30,7 @@ def _as_fixed(rule: Any) -> float | None:
         value = float(rule)
     except (TypeError, ValueError):
         return None
-    if not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise ValueError(f"fixed threshold must be in [0, 1], got {rule!r}")
-    return value
+    return check_threshold(value, key="fixed threshold")
 
 
 def choose_threshold(p_fake: Any, labels: Any, rule: str | float = "0.5") -> float:

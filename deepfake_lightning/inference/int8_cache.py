@@ -28,26 +28,6 @@ log = logging.getLogger(__name__)
 RECIPE = "static_qdq_per_channel_minmax_v1"  # what export_model(quantize="int8") does with calibration images
 
 
-def validate_quantize(cfg: DictConfig) -> None:
-    """`quantize` is null or int8; int8 needs one `.ckpt` (an `.onnx` is run as exported)."""
-    quantize = OmegaConf.select(cfg, "quantize")
-    if quantize is None:
-        return
-    if quantize != "int8":
-        raise ConfigError(f"quantize={quantize!r}: expected null or int8")
-    if OmegaConf.select(cfg, "ensemble"):
-        raise ConfigError("quantize=int8 takes one checkpoint (ckpt_path), not an ensemble")
-    ckpt = str(OmegaConf.select(cfg, "ckpt_path"))
-    if ckpt.endswith(".onnx"):
-        raise ConfigError(
-            f"quantize=int8: ckpt_path={ckpt!r} is already exported; pass the .ckpt, or quantize with "
-            "python -m deepfake_lightning.export quantize=int8"
-        )
-    folder = OmegaConf.select(cfg, "calibration_dir")
-    if folder is not None and not Path(str(folder)).is_dir():
-        raise ConfigError(f"calibration_dir={folder!r}: folder not found")
-
-
 def calibration_images(cfg: DictConfig, inputs: Sequence[Path]) -> list[Path]:
     """Up to `max_calibration_images` of `calibration_dir`, else of the input files (a seeded subset)."""
     folder = OmegaConf.select(cfg, "calibration_dir")

@@ -13,6 +13,7 @@ known one suggested.
 from __future__ import annotations
 
 import difflib
+import numbers
 import types
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
@@ -76,6 +77,23 @@ def _holds(ok: Callable[[Any], bool]) -> AfterValidator:
 
 def _probability(default: float | None = None) -> Any:
     return Field(default, ge=0, le=1, description="a probability in [0, 1]")
+
+
+# The decision threshold (an image is fake iff p_fake >= threshold), declared once: the model's, predict's,
+# predict_video's and serve's `threshold`, a calibration record's, a fixed threshold rule and compute_metrics
+# all take this range. 0 and 1 are allowed: a threshold fitted to "flag nothing" is 1.
+Threshold = Annotated[float, Field(ge=0, le=1)]
+THRESHOLD_WORDS = "a number in [0, 1]"
+
+
+def check_threshold(value: Any, key: str = "threshold") -> float:
+    """`value` as a float when it is a number in the threshold range, else `ConfigError` naming `key`."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError("not a number")
+        return _THRESHOLD.validate_python(float(value))
+    except ValueError:  # pydantic's ValidationError is one
+        raise ConfigError(f"{key}={value!r}: expected {THRESHOLD_WORDS}") from None
 
 
 def check_freeze_first_n(value: Any, n_tensors: int, backbone: str = "") -> None:
@@ -183,6 +201,9 @@ class Settings(BaseModel):
         except ValidationError as err:
             error = err.errors()[0]
             raise ConfigError(_one_line(cls, {name: data}, {**error, "loc": (name, *error["loc"])})) from None
+
+
+_THRESHOLD: TypeAdapter[float] = TypeAdapter(Threshold)
 
 
 @cache
@@ -482,7 +503,7 @@ class ModelSettings(Settings):
     loss: LossSettings | None = None
     optimizer: OptimizerSettings | None = None
     scheduler: dict[str, Any] | None = Field(None, description="null or a scheduler config")
-    threshold: float = Field(0.5, gt=0, lt=1, description="a number in (0, 1)")
+    threshold: Threshold = Field(0.5, description=THRESHOLD_WORDS)
     preprocessing: dict[str, Any] | None = Field(None, description="null or the eval preprocessing")
     nonfinite_loss: Literal[NONFINITE_LOSS] = Field("stop", description=words(NONFINITE_LOSS))
     pretrained: dict[str, Any] | None = Field(
@@ -509,16 +530,29 @@ class EvalSettings(FrameAggregation):
     )
 
 
-class PrepareSettings(Settings):
+ExistingFile = Annotated[str | Path, _holds(lambda v: Path(v).is_file())]
+ExistingFolder = Annotated[str | Path, _holds(lambda v: Path(v).is_dir())]
+
+
+class RunKeys(Settings):
+    """What Hydra composes into every entry-point config besides its own keys: `task_name` and the `paths`
+    group (Hydra resolves and checks those itself)."""
+
+    task_name: str = Field("run", description="a name")
+    paths: dict[str, Any] | None = Field(None, description="the paths group")
+
+
+class PrepareSettings(RunKeys):
     """`python -m deepfake_lightning.prepare`: a folder of videos -> a folder set of aligned face crops."""
 
-    input: str | Path = Field(description="a folder of videos")
+    input: ExistingFolder = Field(description="an existing folder of videos")
     output: str | Path = Field(
         description="the folder to write the face crops, labels.csv and summary.json to"
     )
-    labels: str | Path | None = Field(
+    labels: ExistingFile | None = Field(
         None,
-        description="null, a labels CSV (video,label[,group]), a DFDC metadata.json or Celeb-DF test list",
+        description="null or an existing labels CSV (video,label[,group]), DFDC metadata.json or Celeb-DF "
+        "test list",
     )
     layout: Literal[VIDEO_LAYOUTS] = Field("auto", description=words(VIDEO_LAYOUTS))
     subset: Literal[VIDEO_SUBSETS] = Field(
