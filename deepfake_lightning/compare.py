@@ -73,6 +73,7 @@ def best_epoch(history: Sequence[dict[str, Any]], metric: str) -> tuple[int, flo
 
 def wandb_history(path: str, metrics: Sequence[str]) -> Curve:
     """A W&B run's per-epoch values of ``metrics`` (``wandb://entity/project/run_id``; needs an account)."""
+    # lazy: wandb costs 4.4 s to import here (-X importtime after torch, load 15); only logger=wandb needs it
     import wandb
 
     run = wandb.Api().run(path.removeprefix(WANDB_PREFIX))
@@ -116,6 +117,7 @@ def load_curves(sources: Sequence[str], metrics: Sequence[str]) -> list[Curve]:
 
 
 def plot_curves(curves: Sequence[Curve], metrics: Sequence[str], path: Path) -> Path:
+    # lazy: matplotlib costs 3.1 s to import here (-X importtime after torch, load 15); only the figure needs it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from deepfake_lightning.data.video_dataset import PrepareJob, prepare_dataset
+from deepfake_lightning.data.video_dataset.run import build_pipeline
 from deepfake_lightning.utils.config_schema import PrepareSettings
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.hydra_main import hydra_main
@@ -24,9 +26,6 @@ log = logging.getLogger(__name__)
 def job_from_config(cfg: DictConfig) -> Any:
     """The checked `PrepareJob` of a composed config: the schema, then the face pipeline it names (a bad
     detector option or a missing model file is one line here, before any video is opened)."""
-    from deepfake_lightning.data.video_dataset import PrepareJob
-    from deepfake_lightning.data.video_dataset.run import build_pipeline
-
     settings = PrepareSettings.check(cfg)
     job = PrepareJob(
         input=Path(settings.input),
@@ -49,8 +48,6 @@ def job_from_config(cfg: DictConfig) -> Any:
 
 
 def prepare(cfg: DictConfig) -> dict[str, Any]:
-    from deepfake_lightning.data.video_dataset import prepare_dataset
-
     summary = prepare_dataset(job_from_config(cfg))
     videos, frames = summary["videos"], summary["frames"]
     log.info(

@@ -85,7 +85,7 @@ def _room_for_connections(limit_concurrency: int) -> None:
     """The connection guard keeps sockets under 3 x limit_concurrency; raise the soft file limit to fit them (and
     the model's own files) when the hard limit allows, else say what will happen."""
     try:
-        import resource
+        import resource  # lazy: POSIX only: Windows has no resource module
     except ImportError:  # Windows: no such limit to raise
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -104,7 +104,7 @@ def _room_for_connections(limit_concurrency: int) -> None:
 
 
 def serve(cfg: DictConfig) -> dict[str, Any]:
-    import uvicorn
+    import uvicorn  # lazy: optional extra [serve]
 
     server = server_settings_from_config(cfg)
     settings = settings_from_config(cfg)

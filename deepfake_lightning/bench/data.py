@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from torchvision.io import decode_jpeg, read_file
 
 from deepfake_lightning.bench.rows import (
     PeakMemory,
@@ -43,8 +44,6 @@ def _opencv(path: str) -> np.ndarray:
 
 
 def _torchvision(path: str) -> np.ndarray:
-    from torchvision.io import decode_jpeg, read_file
-
     return decode_jpeg(read_file(path)).permute(1, 2, 0).numpy()
 
 

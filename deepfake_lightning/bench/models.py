@@ -11,6 +11,7 @@ from torch import nn
 
 from deepfake_lightning.bundle import open_model
 from deepfake_lightning.models import DeepfakeDetector, build_detector
+from deepfake_lightning.modules.losses import BinaryLoss
 
 PRECISIONS = {"fp32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
@@ -84,8 +85,6 @@ def fit_head(
     layer is still measured, and the head learns enough of the synthetic traces for AUROC to mean something.
     Returns the last training loss.
     """
-    from deepfake_lightning.modules.losses import BinaryLoss
-
     with torch.no_grad():
         features = torch.cat([net.backbone(chunk) for chunk in images.split(batch_size)])
     trainable = [*net.attention.parameters(), *net.head.parameters()]

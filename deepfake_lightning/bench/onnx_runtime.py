@@ -18,7 +18,7 @@ from deepfake_lightning.inference.ort_sessions import PerCoreSessions, session_o
 
 def ort_session(path: str | Path, threads: int, device: torch.device, per_core: bool = False) -> Any:
     """An ORT session with every graph optimisation (the CUDA provider when asked for), or `PerCoreSessions`."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: optional extra [export]: ONNX Runtime is installed only with it
 
     if per_core:
         return PerCoreSessions(path, threads)
@@ -29,7 +29,7 @@ def ort_session(path: str | Path, threads: int, device: torch.device, per_core: 
 
 
 def ort_providers() -> list[str]:
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: optional extra [export]: ONNX Runtime is installed only with it
 
     return list(ort.get_available_providers())
 

@@ -158,7 +158,7 @@ def _rss_peak_mb() -> float | None:
     except OSError:
         pass
     try:
-        import resource
+        import resource  # lazy: POSIX only: Windows has no resource module
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     except ImportError:  # pragma: no cover - Windows

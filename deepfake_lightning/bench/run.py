@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.bench.data import bench_data
@@ -124,8 +125,6 @@ def _cpuinfo() -> list[str]:
 
 def _command() -> str:
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         overrides = list(HydraConfig.get().overrides.task)
     except Exception:  # composed outside a Hydra app (tests): the argv is the best we have
         overrides = sys.argv[1:]

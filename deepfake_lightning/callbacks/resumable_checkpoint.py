@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from deepfake_lightning.bundle import CheckpointError
 from deepfake_lightning.distributed import is_rank_zero
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,6 @@ class ResumableModelCheckpoint(ModelCheckpoint):
             return path  # not written by this callback into its dir: left where it is
         target = Path(str(self.dirpath)) / source.name
         if not source.is_file():
-            from deepfake_lightning.bundle import CheckpointError
-
             raise CheckpointError(
                 f"{source}: the best checkpoint of the run being resumed is missing, so this run could not keep "
                 f"its best {self.monitor} and best.ckpt; restore the file, or start a new run"

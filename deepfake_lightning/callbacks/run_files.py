@@ -10,6 +10,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
+from deepfake_lightning.evaluation.plots import plot_confusion_matrix, plot_training_curves
+
 
 def _scalar(value: Any) -> float | None:
     try:
@@ -64,8 +66,6 @@ class RunFilesCallback(L.Callback):
 
     @rank_zero_only
     def _write(self, confusion: list[list[int]] | None) -> None:
-        from deepfake_lightning.evaluation.plots import plot_confusion_matrix, plot_training_curves
-
         self.output_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "training_history.json").write_text(json.dumps(self.history, indent=2))
         plot_training_curves(self.history, self.output_dir / "training_progress.png")

@@ -85,6 +85,7 @@ class WandbMediaCallback(L.Callback):
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # validation has run by now, so `last_confusion["val"]` is this epoch's
+        # lazy: wandb costs 4.4 s to import here (-X importtime after torch, load 15); only logger=wandb needs it
         import wandb
 
         confusion = getattr(pl_module, "last_confusion", {}).get("val")
@@ -106,6 +107,7 @@ class WandbMediaCallback(L.Callback):
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # lazy: wandb costs 4.4 s to import here (-X importtime after torch, load 15); only logger=wandb needs it
         import wandb
 
         logger = _wandb_logger(trainer)
@@ -132,6 +134,7 @@ class WandbMediaCallback(L.Callback):
             self._log_test_media(trainer, pl_module)
 
     def _log_test_media(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # lazy: wandb costs 4.4 s to import here (-X importtime after torch, load 15); only logger=wandb needs it
         import wandb
 
         outputs = getattr(pl_module, "test_outputs", None) or {}

@@ -24,6 +24,7 @@ from deepfake_lightning.data.index import (
     index_faces140k,
     index_folder_with_groups,
 )
+from deepfake_lightning.data.labels_csv import read_column, resolve_labels_csv
 from deepfake_lightning.data.leakage import GroupLeak, Leak, report_group_leakage, report_leakage
 from deepfake_lightning.data.self_blend import (
     blended_splits,
@@ -147,8 +148,6 @@ class DeepfakeDataModule(L.LightningDataModule):
     def labels_csv_column(self, column: str, paths: Sequence[str], key: str) -> dict[str, str]:
         """`{path: value}` of the labels CSV's `column` (e.g. `video`, to score whole videos) for `paths`; `key`
         names the setting that asked, for the one-line error when the CSV, the column or a value is missing."""
-        from deepfake_lightning.data.labels_csv import read_column, resolve_labels_csv
-
         if self.layout != "folder":
             raise DatasetLayoutError(
                 f"{key}={column!r}: needs data=folder with a labels CSV holding a {column!r} column; "

@@ -23,7 +23,7 @@ PERSPECTIVE_SCALE = 3.2  # kornia's uniform corner offset with the mean of album
 
 def _kornia() -> Any:
     try:
-        import kornia.augmentation as K
+        import kornia.augmentation as K  # lazy: optional extra [device-aug]
     except ImportError as err:
         raise ImportError(
             "data.augment_on=device needs kornia: pip install 'deepfake_lightning[device-aug]' "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lightning.data.datamodule import DeepfakeDataModule
+from deepfake_lightning.data.synthetic import META_NAME, generate_synthetic_dataset, is_generated
 from deepfake_lightning.utils.config_schema import SyntheticDataSettings
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,6 @@ class SyntheticDataModule(DeepfakeDataModule):
         }
 
     def prepare_data(self) -> None:
-        from deepfake_lightning.data.synthetic import generate_synthetic_dataset
-
         generate_synthetic_dataset(self.out_dir, **self.generator_args)
 
     def setup(self, stage: str | None = None) -> None:
@@ -81,8 +80,6 @@ class SyntheticDataModule(DeepfakeDataModule):
         the Trainer starts (image counts, calibration), and ranks started by SLURM or torchrun get there at the
         same moment: two generators writing one directory would delete each other's files.
         """
-        from deepfake_lightning.data.synthetic import META_NAME, is_generated
-
         if _local_rank() == 0:
             self.prepare_data()
             return

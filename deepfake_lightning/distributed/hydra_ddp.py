@@ -20,6 +20,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import torch.distributed as dist
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_original_cwd
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers import subprocess_script
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
@@ -36,7 +39,7 @@ def _quoted(value: str) -> str:
 
 
 def _entry_command() -> list[str]:
-    import __main__
+    import __main__  # lazy: the running script, read when the job starts
 
     spec = getattr(__main__, "__spec__", None)
     if spec is None:
@@ -59,9 +62,6 @@ def _hydra_flags(argv: Sequence[str]) -> list[str]:
 
 def hydra_job_command(local_rank: int) -> tuple[list[str], str]:
     """The command and cwd that re-run the current Hydra job as rank ``local_rank``."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import get_original_cwd
-
     hydra_cfg = HydraConfig.get()
     # the user's config dirs (hydra.searchpath=[...]) too: a +experiment from there must compose in the children
     hydra_overrides = hydra_cfg.overrides.get("hydra") or []
@@ -103,8 +103,6 @@ class HydraDDPStrategy(DDPStrategy):
 
 def end_ddp_job(timeout_s: float = 300.0) -> None:
     """Undo what launching this job's ranks left in the process; a no-op when we launched none."""
-    import torch.distributed as dist
-
     if not _launched:
         return
     while _launched:

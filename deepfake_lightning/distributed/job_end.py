@@ -7,11 +7,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from deepfake_lightning.distributed.hydra_ddp import end_ddp_job
+
 
 class DDPJobEndCallback(Callback):
     """Runs in the job's process after the task returns (with any launcher); see ``hydra_ddp.end_ddp_job``."""
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        from deepfake_lightning.distributed.hydra_ddp import end_ddp_job
-
         end_ddp_job()

@@ -65,6 +65,7 @@ def explain_batch(
 
     ``attention_range`` keeps each map's raw (min, max) for the panel title, where a flat map is called flat.
     """
+    # lazy: grad-cam costs 33 s to import here (-X importtime after torch, load 15); only explanations need it
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 

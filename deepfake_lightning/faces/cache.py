@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from deepfake_lightning.faces.base import FaceDetector
 from deepfake_lightning.faces.detector import build_detector
@@ -113,8 +114,6 @@ def landmarks_for(
     result = np.full((len(files), 5, 2), np.nan)
     iterator: Iterable[tuple[int, Path]] = enumerate(files)
     if progress:
-        from tqdm import tqdm
-
         iterator = tqdm(iterator, total=len(files), desc="landmarks", unit="img")
     for i, path in iterator:
         faces = cache.faces(path, load)

@@ -112,7 +112,7 @@ class CenterFaceDetector:
         return self._runner(batch)
 
     def _onnxruntime(self) -> Any:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: optional extra [export]: ONNX Runtime is installed only with it
 
         options = ort.SessionOptions()
         options.log_severity_level = 3  # no per-session warnings on stderr

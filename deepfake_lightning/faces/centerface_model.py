@@ -47,7 +47,7 @@ def checked_model_path(path: str | Path | None = None) -> Path:
 @functools.lru_cache(maxsize=4)
 def dynamic_model(path: str) -> bytes:
     """The serialized graph with symbolic batch/height/width (for ONNX Runtime); cached per file."""
-    import onnx
+    import onnx  # lazy: optional extra [export]
 
     try:
         model = onnx.load(path)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from deepfake_lightning.bundle import BundleError
 from deepfake_lightning.inference.ort_sessions import PerCoreSessions, session_options
 from deepfake_lightning.utils.device import resolve_device
 
@@ -134,7 +135,7 @@ class OnnxBackend:
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0, sessions: int = 1) -> None:
         """`sessions=1`: one session on `threads` cores; 0 (every core) or N on a CPU: `PerCoreSessions`."""
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: optional extra [export]: ONNX Runtime is installed only with it
 
         target = resolve_device(device, check_available=False)  # ONNX Runtime checks its own providers
         providers: list[Any] = ["CPUExecutionProvider"]
@@ -147,8 +148,6 @@ class OnnxBackend:
             else:
                 self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
         except Exception as err:  # InvalidProtobuf, InvalidGraph, NoSuchFile...
-            from deepfake_lightning.bundle import BundleError
-
             raise BundleError(
                 f"{path}: ONNX Runtime cannot load it ({err.__class__.__name__}: {err})"
             ) from None

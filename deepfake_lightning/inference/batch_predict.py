@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
@@ -188,8 +189,6 @@ def progress_bar(total: int, enabled: bool, description: str = "predicting") -> 
     if not enabled:
         yield lambda n: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns) as progress:
         task = progress.add_task(description, total=total)

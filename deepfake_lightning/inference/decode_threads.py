@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from torchdata.nodes import Batcher, IterableWrapper, Loader, ParallelMapper
+
 
 class _BatchPreparer:
     """`indices -> collated batch`, with one private copy of the dataset per thread."""
@@ -39,8 +41,6 @@ def thread_batches(
     dataset: Sequence[Any], batch_size: int, threads: int, collate: Callable[[list[Any]], dict[str, Any]]
 ) -> Iterable[dict[str, Any]]:
     """Batches of `dataset` made by `collate`, in order, prepared by `threads` threads."""
-    from torchdata.nodes import Batcher, IterableWrapper, Loader, ParallelMapper
-
     indices = Batcher(IterableWrapper(range(len(dataset))), batch_size=batch_size, drop_last=False)
     batches = ParallelMapper(
         indices,

@@ -24,6 +24,7 @@ from deepfake_lightning.data.images import MAX_PIXELS
 from deepfake_lightning.data.transforms import build_eval_transform
 from deepfake_lightning.evaluation.calibration import apply_temperature
 from deepfake_lightning.inference.backends import BACKENDS, Backend, OnnxBackend, TorchBackend
+from deepfake_lightning.inference.export_model import export_onnx
 from deepfake_lightning.inference.faces import FaceCropper
 from deepfake_lightning.inference.inputs import DEFAULT_MIN_SIZE, as_list, as_rgb_array, check_min_size
 
@@ -215,8 +216,6 @@ class Detector(BaseDetector):
 
 def _onnx_from_module(module: Any, device: str, sessions: int = 1) -> OnnxBackend:
     """backend=onnx on a checkpoint: export to a temporary file, load it into ONNX Runtime, delete the file."""
-    from deepfake_lightning.inference.export_model import export_onnx
-
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(
             module.net, Path(tmp) / "model.onnx", int(module.hparams["preprocessing"]["image_size"])

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.utils import instantiate
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
@@ -176,8 +177,6 @@ def predict_distributed(
     The Trainer runs fp32 whatever `trainer.precision` says: scores must equal the single-process ones.
     Returns the label counts on rank 0, `{"status": "ok", "rank": r}` on the others.
     """
-    from hydra.utils import instantiate
-
     writer = ShardWriter(output, columns, expected=len(paths))
     trainer: L.Trainer = instantiate(
         trainer_cfg,

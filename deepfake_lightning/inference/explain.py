@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from deepfake_lightning.evaluation.explanations import explain_batch, is_flat
 from deepfake_lightning.inference.backends import TorchBackend
 from deepfake_lightning.inference.detector import BaseDetector, Detector
 
@@ -66,8 +67,6 @@ def can_gradcam(detector: BaseDetector) -> bool:
 
 def gradcam(detector: Detector, tensor: torch.Tensor, predicted: int) -> np.ndarray:
     """Grad-CAM (h x w in [0, 1]) of one CHW input for the predicted class; runs on the model thread."""
-    from deepfake_lightning.evaluation.explanations import explain_batch
-
     backend = detector.backend
     assert isinstance(backend, TorchBackend)
     batch = tensor.unsqueeze(0).to(backend.device).contiguous(memory_format=backend.memory_format)
@@ -91,8 +90,6 @@ def explanation(
     else:
         record["method"] = "none: the model has no attention map and Grad-CAM needs the torch backend"
     if attention is not None:
-        from deepfake_lightning.evaluation.explanations import is_flat
-
         low, high = float(np.min(attention)), float(np.max(attention))
         record["attention_range"] = f"{low:.3g}-{high:.3g}"
         if is_flat(low, high):

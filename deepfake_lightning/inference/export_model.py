@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from deepfake_lightning.bundle import Export, LoadedModel, load_torchscript, open_model, write_model_bundle
-from deepfake_lightning.inference.backends import INPUT_NAME, OUTPUT_NAMES
+from deepfake_lightning.evaluation.calibration import apply_temperature
+from deepfake_lightning.inference.backends import INPUT_NAME, OUTPUT_NAMES, OnnxBackend
+from deepfake_lightning.inference.quantize import quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +127,6 @@ def export_model(
         export_onnx(net, output, image_size, opset)
         fields["opset"] = opset
     else:
-        from deepfake_lightning.inference.quantize import quantize_int8
-
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_onnx(net, Path(tmp) / "fp32.onnx", image_size, opset)
             int8 = quantize_int8(
@@ -151,8 +151,6 @@ def parity(
     net: nn.Module, exported: Path, fmt: str, image_size: int, temperature: float, batch: int = 3
 ) -> float:
     """Max |p_fake(exported) - p_fake(PyTorch)| on a seeded random batch (another batch size than traced)."""
-    from deepfake_lightning.evaluation.calibration import apply_temperature
-
     inputs = torch.randn(batch, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         reference = apply_temperature(net.eval()(inputs).double().numpy(), temperature)
@@ -160,7 +158,5 @@ def parity(
             outputs = load_torchscript(exported)(inputs)
             logits = (outputs[0] if isinstance(outputs, tuple) else outputs).double().numpy()
         else:
-            from deepfake_lightning.inference.backends import OnnxBackend
-
             logits = OnnxBackend(exported)(inputs)[0]
     return float(abs(apply_temperature(logits, temperature) - reference).max())

@@ -20,6 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deepfake_lightning.bundle import LoadedModel, manifest_path, open_model
+from deepfake_lightning.inference.export_model import export_model
 from deepfake_lightning.inference.inputs import expand_inputs
 from deepfake_lightning.inference.quantize import sample_subset
 from deepfake_lightning.utils.config_validation import ConfigError
@@ -50,8 +51,6 @@ def cache_key(model: LoadedModel, images: Sequence[Path]) -> str:
 def int8_model(model: LoadedModel, cache_dir: str | Path, images: Sequence[Path]) -> Path:
     """The cached `NAME-KEY.int8.onnx` (+ `.json`) for this checkpoint (opened uncalibrated) and calibration
     set, made if missing."""
-    from deepfake_lightning.inference.export_model import export_model
-
     name = f"{model.path.stem}-{cache_key(model, images)}.int8.onnx"
     target = Path(cache_dir) / name
     if target.is_file() and manifest_path(target).is_file():

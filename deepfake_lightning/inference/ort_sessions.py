@@ -18,7 +18,7 @@ import numpy as np
 
 def session_options(threads: int) -> Any:
     """Every graph optimisation; `threads` intra-op threads (0 = ORT's default, every core)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: optional extra [export]: ONNX Runtime is installed only with it
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -31,7 +31,7 @@ class PerCoreSessions:
     """`run(feed)` like `InferenceSession.run(None, feed)`, with the batch split over `n` sessions."""
 
     def __init__(self, path: str | Path, n: int = 0, providers: list[str] | None = None) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: optional extra [export]: ONNX Runtime is installed only with it
 
         self.n = n if n > 0 else (os.cpu_count() or 1)
         self.sessions = [

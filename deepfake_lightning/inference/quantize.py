@@ -99,6 +99,7 @@ def _quantize(
     calibration_images: Sequence[Path] | None,
     options: Mapping[str, Any],
 ) -> dict[str, Any]:
+    # lazy: optional extra [export]: ONNX Runtime is installed only with it
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -140,6 +141,7 @@ def quantize_int8(
     `options` (static mode): `per_channel` (default true), `calibrate_method` (MinMax | Entropy | Percentile |
     Distribution), `nodes_to_exclude`, `op_types` (null = every type ONNX Runtime can quantize).
     """
+    # lazy: optional extra [export]: ONNX Runtime is installed only with it
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = output.with_name(output.stem + ".pre.onnx")

@@ -113,9 +113,11 @@ def predict_frames(
 
 def plot_timeline(summary: VideoSummary, threshold: float, path: str | Path, title: str = "") -> Path:
     """p_fake over time with the decision threshold: where in the clip the model sees a fake."""
+    # lazy: matplotlib costs 3.1 s to import here (-X importtime after torch, load 15); only the figure needs it
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: matplotlib costs 3.1 s to import here (-X importtime after torch, load 15); only the figure needs it
     import matplotlib.pyplot as plt
 
     path = Path(path)

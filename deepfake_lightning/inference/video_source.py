@@ -59,7 +59,7 @@ def is_live(source: str) -> bool:
 
 
 def open_source(source: str, input_format: str | None = None, options: dict[str, str] | None = None) -> Any:
-    import av
+    import av  # lazy: optional extra [video]: PyAV is installed only with it
 
     if not is_live(source) and not Path(source).is_file():
         raise VideoError(f"{source}: video file not found")

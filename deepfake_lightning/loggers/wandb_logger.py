@@ -9,20 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import OmegaConf
 
 
 def _hydra() -> Any:
-    from hydra.core.hydra_config import HydraConfig
-
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
 def wandb_run_names(hydra_cfg: Any = None) -> dict[str, str]:
     """``group``, ``job_type`` and ``name`` for the current Hydra job (empty outside Hydra)."""
-    from hydra.types import RunMode
-
     hydra_cfg = hydra_cfg if hydra_cfg is not None else _hydra()
     if hydra_cfg is None:
         return {}

@@ -13,6 +13,8 @@ known one suggested.
 from __future__ import annotations
 
 import difflib
+import importlib
+import inspect
 import numbers
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -113,8 +115,6 @@ def check_freeze_first_n(value: Any, n_tensors: int, backbone: str = "") -> None
 
 def import_target(target: str) -> Any:
     """The class a `_target_` names (`package.module.Class`)."""
-    import importlib
-
     module, _, name = target.rpartition(".")
     if not module:
         raise ValueError("expected package.module.Class")
@@ -602,8 +602,6 @@ class TrainerSettings(Settings):
 @cache
 def trainer_arguments(target: str) -> frozenset[str] | None:
     """Argument names of the Trainer class `target`; None when it takes **kwargs (or cannot be imported)."""
-    import inspect
-
     try:
         parameters = inspect.signature(import_target(target).__init__).parameters
     except (ImportError, AttributeError, ValueError):  # the target itself is reported when it is instantiated

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from rich import print as rich_print
+from rich.syntax import Syntax
+from rich.tree import Tree
 
 from deepfake_lightning.distributed.ranks import is_rank_zero
 
@@ -50,10 +53,6 @@ def _branch_text(cfg: DictConfig, key: str) -> str:
 
 def print_config_tree(cfg: DictConfig, first: Sequence[str] = FIRST) -> None:
     """Print ``cfg`` as a rich tree: one branch per top-level key, its YAML inside."""
-    from rich import print as rich_print
-    from rich.syntax import Syntax
-    from rich.tree import Tree
-
     tree = Tree("CONFIG", style="dim", guide_style="dim")
     keys = [k for k in first if k in cfg] + [str(k) for k in cfg if k not in first]
     for key in keys:

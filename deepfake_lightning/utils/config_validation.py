@@ -13,8 +13,12 @@ import importlib.util
 import os
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
+from deepfake_lightning.data.index import DatasetLayoutError
+from deepfake_lightning.data.labels_csv import resolve_labels_csv
+from deepfake_lightning.models.backbones import backbone_tensor_count
 from deepfake_lightning.utils.config_schema import (
     ConfigError,
     ModelSettings,
@@ -84,9 +88,6 @@ def validate_grouping(cfg: DictConfig) -> None:
     root = OmegaConf.select(cfg, "data.root", default=None)
     if root is None or OmegaConf.select(cfg, "data.layout") != "folder" or not Path(root).is_dir():
         return
-    from deepfake_lightning.data.index import DatasetLayoutError
-    from deepfake_lightning.data.labels_csv import resolve_labels_csv
-
     try:
         resolve_labels_csv(
             Path(root), OmegaConf.select(cfg, "data.labels_csv"), OmegaConf.select(cfg, "data.group_by")
@@ -107,10 +108,6 @@ def validate_model(cfg: DictConfig) -> None:
 def validate_backbone(cfg: DictConfig) -> None:
     """`model.backbone.name` names a model that can be built; `freeze_first_n` fits its tensor count (counted on
     the meta device: no memory, no weights)."""
-    import torch
-
-    from deepfake_lightning.models.backbones import backbone_tensor_count
-
     name = OmegaConf.select(cfg, "model.backbone.name", default=None) or "mobilenet_v2"
     try:
         with torch.device("meta"):

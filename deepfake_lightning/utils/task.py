@@ -16,6 +16,8 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from deepfake_lightning.bundle import BundleError
+from deepfake_lightning.data.index import DatasetLayoutError
 from deepfake_lightning.utils.config_tree import apply_extras
 from deepfake_lightning.utils.config_validation import ConfigError
 
@@ -83,9 +85,6 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
 
 def _is_input_error(err: Exception) -> bool:
     """Dataset layout, checkpoint and model-file errors name the file and the fix; a traceback adds nothing."""
-    from deepfake_lightning.bundle import BundleError  # CheckpointError is one
-    from deepfake_lightning.data.index import DatasetLayoutError
-
     return isinstance(err, (DatasetLayoutError, BundleError))
 
 
@@ -104,6 +103,7 @@ def _record_failure(output_dir: Path, err: BaseException) -> None:
 
 def _close_loggers() -> None:
     try:
+        # lazy: wandb costs 4.4 s to import here (-X importtime after torch, load 15); only logger=wandb needs it
         import wandb
 
         if wandb.run is not None:

@@ -22,10 +22,14 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import cv2
+from tqdm import tqdm
+
 from deepfake_lightning.data.video_dataset.extract import VideoResult, crop_folder, prepare_video
 from deepfake_lightning.data.video_dataset.layouts import list_videos
 from deepfake_lightning.data.video_dataset.listing import CLASS_NAMES, Listing, VideoItem
 from deepfake_lightning.data.video_dataset.resume import ResumeStore, write_atomic
+from deepfake_lightning.faces import FacePipeline
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +73,6 @@ class PrepareJob:
 
 def build_pipeline(spec: dict[str, Any] | None, threads: int | None = None) -> Any:
     """The shared face pipeline (detector + alignment) of a spec; `threads` bounds the detector's runtime."""
-    from deepfake_lightning.faces import FacePipeline
-
     spec = dict(spec or {})
     runtime = {"threads": threads} if threads and spec.get("detector", "centerface") == "centerface" else {}
     return FacePipeline.from_spec(spec, **runtime)
@@ -83,8 +85,6 @@ def _start_worker(spec: dict[str, Any] | None, single_thread: bool = True) -> No
     """A worker process decodes and detects with one thread each (see the module doc)."""
     global _PIPELINE
     if single_thread:
-        import cv2
-
         cv2.setNumThreads(1)
     _PIPELINE = build_pipeline(spec, threads=1 if single_thread else None)
 
@@ -114,8 +114,6 @@ def _run(items: list[VideoItem], job: PrepareJob) -> Iterator[VideoResult]:
 def _progress(results: Iterable[VideoResult], total: int, enabled: bool) -> Iterable[VideoResult]:
     if not enabled:
         return results
-    from tqdm import tqdm
-
     return tqdm(results, total=total, desc="prepare", unit="video", dynamic_ncols=True)
 
 
