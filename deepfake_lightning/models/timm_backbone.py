@@ -15,6 +15,9 @@ from torch import nn
 
 from deepfake_lightning.models.backbone import WeightsError, check_sha256
 from deepfake_lightning.models.feature_backbone import FeatureBackbone
+from deepfake_lightning.models.vit_features import create_token_features, is_token_model
+from deepfake_lightning.utils.hashing import sha256_file
+from deepfake_lightning.weights import REGISTRY, cache_path
 
 log = logging.getLogger(__name__)
 TIMM_PRETRAINED = (
@@ -26,8 +29,6 @@ def _create(model_name: str, image_size: int | None = None, **kwargs: object) ->
     """`timm.create_model(features_only=True)` for the last feature level only (`vit_features` for ViTs)."""
     # lazy: timm costs more than torch to import (23.9 s vs 19.8 s, -X importtime, load 15); only timm:<model> needs it
     import timm
-
-    from deepfake_lightning.models.vit_features import create_token_features, is_token_model
 
     if not timm.is_model(model_name):
         pattern = model_name.split(".")[0][:6]  # resnet_does_not_exist -> resnet*
@@ -128,8 +129,6 @@ class TimmBackbone(FeatureBackbone):
 
 def _registry_entry(model_name: str, weights: str | None):
     """The `deepfake_lightning.weights` entry named `weights`, if it is one; refused for another model."""
-    from deepfake_lightning.weights import REGISTRY
-
     entry = REGISTRY.get(str(weights)) if weights is not None else None
     if entry is None:
         return None
@@ -143,9 +142,6 @@ def _registry_entry(model_name: str, weights: str | None):
 
 def _registry_file(model_name: str, weights: str | None) -> Path | None:
     """The cached, SHA-256-checked file of a registry name; a missing or altered file says how to fetch it."""
-    from deepfake_lightning.utils.hashing import sha256_file
-    from deepfake_lightning.weights import cache_path
-
     entry = _registry_entry(model_name, weights)
     if entry is None:
         return None

@@ -77,6 +77,7 @@ def _position_table(arrays: dict[str, np.ndarray]) -> np.ndarray:
 
 def onnx_to_timm(model) -> dict[str, torch.Tensor]:
     """The timm `vit_small_patch14_dinov2` state_dict held by the ONNX `model` (an `onnx.ModelProto`)."""
+    # lazy: optional extra [export]
     from onnx import numpy_helper
 
     arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -108,11 +109,13 @@ def onnx_to_timm(model) -> dict[str, torch.Tensor]:
 def convert(member: Path, output: Path) -> None:
     """Write the timm state_dict of the ONNX file's backbone as safetensors, after a strict load into timm."""
     try:
+        # lazy: optional extra [export]
         import onnx
     except ImportError:
         raise ImportError(
             "reading the ONNX graph needs the onnx package: pip install 'deepfake_lightning[export]'"
         ) from None
+    # lazy: timm costs more than torch to import (-X importtime); only a conversion needs it
     import timm
     from safetensors.torch import save_file
 

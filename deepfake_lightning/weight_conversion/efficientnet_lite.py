@@ -34,6 +34,7 @@ def rename_to_timm(
 
 def convert(member: Path, output: Path) -> None:
     """Write the timm state_dict (classifier included) of the wheel's `.pth` as safetensors."""
+    # lazy: timm costs more than torch to import (-X importtime); only a conversion needs it
     import timm
     from safetensors.torch import save_file
 
