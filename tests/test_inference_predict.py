@@ -103,7 +103,7 @@ def test_ensemble_from_config(tiny_ckpt: Path, calibrated_ckpt, image_folder: Pa
         (["output=preds.txt"], r"\.csv or \.json"),
         (["backend=tensorrt"], "backend"),
         (["min_size=-1"], "min_size"),
-        (["onnx_sessions=-2"], r"onnx_sessions=-2: expected an integer >= 0"),
+        (["onnx_sessions=-2"], r"onnx_sessions=-2: expected null or an integer >= 0"),
         (["threshold=1.5"], "threshold"),
         (["ckpt_path=null"], "ckpt_path=null"),
     ],

@@ -55,14 +55,14 @@ class ModelSource(Settings):
     )
     backend: Literal[BACKENDS] = Field("auto", description=words(BACKENDS))
     device: str = Field("cpu", description="cpu, cuda, cuda:N or auto")
-    calibration: str | Path = Field(
-        "auto", description="auto, none or a calibration.json / bundle fitted for these weights"
+    calibration: str | Path | None = Field(
+        "auto", description="auto, none (or null) or a calibration.json / bundle fitted for these weights"
     )
     threshold: Threshold | None = Field(None, description=f"null or {THRESHOLD_WORDS}")
     face_crop: bool = Field(False, description="true or false")
-    min_size: int = Field(64, ge=0, description="an integer >= 0")
+    min_size: int | None = _count(0, 64)  # null: the detector's default
     max_pixels: int | None = _count(1)
-    onnx_sessions: int = Field(0, ge=0, description="an integer >= 0")
+    onnx_sessions: int | None = _count(0, 0)
 
     @model_validator(mode="after")
     def _one_model(self) -> ModelSource:
@@ -160,7 +160,9 @@ class ExportSettings(RunKeys, QuantizeSettings):
     format: Literal[EXPORT_FORMATS] = Field("onnx", description=words(EXPORT_FORMATS))
     output: str | Path | None = Field(None, description="null or the exported file's path")
     opset: int = Field(17, ge=7, description="an integer >= 7 (ONNX opset)")
-    calibration: str | Path = Field("auto", description="auto, none or a calibration.json / bundle")
+    calibration: str | Path | None = Field(
+        "auto", description="auto, none (or null) or a calibration.json / bundle"
+    )
     eval_dir: ExistingFolder | None = Field(None, description="null or an existing folder root/{real,fake}")
     max_eval_images: int = _count(1, 1000, nullable=False)
 
