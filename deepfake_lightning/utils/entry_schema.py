@@ -56,7 +56,8 @@ class ModelSource(Settings):
     backend: Literal[BACKENDS] = Field("auto", description=words(BACKENDS))
     device: str = Field("cpu", description="cpu, cuda, cuda:N or auto")
     calibration: str | Path | None = Field(
-        "auto", description="auto, none (or null) or a calibration.json / bundle fitted for these weights"
+        "auto",
+        description="auto, none (or null) or the path of a calibration record or bundle fitted for these weights",
     )
     threshold: Threshold | None = Field(None, description=f"null or {THRESHOLD_WORDS}")
     face_crop: bool = Field(False, description="true or false")
@@ -161,7 +162,7 @@ class ExportSettings(RunKeys, QuantizeSettings):
     output: str | Path | None = Field(None, description="null or the exported file's path")
     opset: int = Field(17, ge=7, description="an integer >= 7 (ONNX opset)")
     calibration: str | Path | None = Field(
-        "auto", description="auto, none (or null) or a calibration.json / bundle"
+        "auto", description="auto, none (or null) or the path of a calibration record or bundle"
     )
     eval_dir: ExistingFolder | None = Field(None, description="null or an existing folder root/{real,fake}")
     max_eval_images: int = _count(1, 1000, nullable=False)
