@@ -6,7 +6,7 @@ in one JSON-lines file per detector spec, and crop from them. A renamed or copie
 bytes); an edited file misses it (new hash). Lines are appended and flushed one by one, so a killed run keeps
 everything it detected; a half-written last line is ignored on reading.
 
-    landmarks = landmarks_for(paths)   # N x 5 x 2 (x, y) of each image's largest face, NaN where none was found
+    landmarks = landmarks_for(paths, load=load_rgb)   # N x 5 x 2 (x, y) of each image's largest face, NaN where none was found
 """
 
 from __future__ import annotations
