@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+import os
 from typing import Any
 
 from fastapi import FastAPI
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.inference.backends import TorchBackend
+from deepfake_lightning.inference.connection_guard import GuardedH11Protocol
 from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.from_config import detector_from_config
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServerSettings, ServiceSettings
-from deepfake_lightning.inference.workers import empty_metrics_dir, run_workers
+from deepfake_lightning.inference.workers import CONFIG_ENV, LOG_FORMAT, empty_metrics_dir, run_workers
 from deepfake_lightning.utils.config_schema import Settings, plain, unknown_key
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.entry_schema import ServeModelSettings
@@ -138,6 +141,14 @@ def build_app(cfg: DictConfig) -> FastAPI:
 def _torch_replicas(cfg: DictConfig) -> int:
     """serve's model keys through the schema (`utils/entry_schema.py`); returns `torch_replicas`."""
     return ServeModelSettings.check({k: cfg[k] for k in DETECTOR_KEYS if k in cfg}).torch_replicas
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's app factory in each worker: the app `serve` would build, from `DFL_SERVE_CONFIG`."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)  # a fresh interpreter: Hydra's format
+    cfg = OmegaConf.create(json.loads(os.environ[CONFIG_ENV]))
+    GuardedH11Protocol.header_timeout_s = server_settings_from_config(cfg).header_timeout_s
+    return build_app(cfg)
 
 
 @hydra_main("serve")

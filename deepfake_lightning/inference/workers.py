@@ -30,17 +30,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from omegaconf import OmegaConf
-
-from deepfake_lightning.inference.connection_guard import GuardedH11Protocol
 from deepfake_lightning.inference.metrics import MULTIPROC_ENV
 from deepfake_lightning.inference.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
 CONFIG_ENV = "DFL_SERVE_CONFIG"
-FACTORY = "deepfake_lightning.inference.workers:app_from_environment"
+FACTORY = "deepfake_lightning.serve:app_from_environment"  # beside build_app: no import back into serve
 PROTOCOL = "deepfake_lightning.inference.connection_guard:GuardedH11Protocol"
 LOG_FORMAT = "[%(asctime)s][%(process)d][%(name)s][%(levelname)s] - %(message)s"
 # uvicorn's supervisor kills a worker that does not answer its ping within this; its default, 5 s, is shorter than
@@ -85,7 +81,7 @@ def run_workers(values: dict[str, Any], server: ServerSettings) -> None:
 
     options = server.uvicorn_options()
     # the supervisor pickles its config for each worker: the protocol goes by name, its deadline is set by
-    # the worker (`app_from_environment`) before the first connection
+    # the worker (`serve.app_from_environment`) before the first connection
     options["http"] = PROTOCOL
     options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_S
     with multiprocess_metrics_dir() as folder:
@@ -95,13 +91,3 @@ def run_workers(values: dict[str, Any], server: ServerSettings) -> None:
             uvicorn.run(FACTORY, factory=True, workers=server.workers, **options)
         finally:
             os.environ.pop(CONFIG_ENV, None)
-
-
-def app_from_environment() -> FastAPI:
-    """uvicorn's app factory in each worker: the app `serve` would build, from `DFL_SERVE_CONFIG`."""
-    from deepfake_lightning.serve import build_app, server_settings_from_config
-
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)  # a fresh interpreter: Hydra's format
-    cfg = OmegaConf.create(json.loads(os.environ[CONFIG_ENV]))
-    GuardedH11Protocol.header_timeout_s = server_settings_from_config(cfg).header_timeout_s
-    return build_app(cfg)
