@@ -23,6 +23,7 @@ from deepfake_lightning.bundle import (
     write_model_bundle,
 )
 from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
+from deepfake_lightning.distributed.requeue import requeued_checkpoint
 from deepfake_lightning.evaluation.calibrate_run import calibrate_predictions, uncalibrated
 from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
@@ -55,6 +56,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path == "last":
         ckpt_path = str(find_last_checkpoint(cfg.paths.log_dir, exclude=output_dir))
         log.info("%s %s", "resuming from" if cfg.get("train") else "testing", ckpt_path)
+    elif ckpt_path is None and cfg.get("train"):  # a requeued SLURM job continues where it was stopped
+        ckpt_path = requeued_checkpoint(output_dir)
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, _recursive_=False)

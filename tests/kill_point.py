@@ -10,7 +10,10 @@ import lightning as L
 
 
 class KillPoint(L.Callback):
-    """When batch `batch` of epoch `epoch` starts: write "epoch batch global_step" to `path`, then sleep."""
+    """When batch `batch` of epoch `epoch` starts: write "epoch batch global_step" to `path`, then sleep.
+
+    Once only: when `path` already exists (a requeued SLURM job running the same config again) it does nothing.
+    """
 
     def __init__(self, path: str, epoch: int = 1, batch: int = 3, wait_s: float = 300.0) -> None:
         self.path, self.epoch, self.batch, self.wait_s = Path(path), epoch, batch, wait_s
@@ -18,7 +21,7 @@ class KillPoint(L.Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch and not self.path.exists():
             self.path.write_text(f"{trainer.current_epoch} {batch_idx} {trainer.global_step}")
             time.sleep(self.wait_s)  # the test sends SIGKILL while we are mid-epoch
 

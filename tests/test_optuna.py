@@ -14,12 +14,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from hydra_plugins.deepfake_optuna_sweeper.search_space import format_value, parse_search_space
-from hydra_plugins.deepfake_optuna_sweeper.study import (
-    INTERRUPTED,
-    finished_trials,
-    open_storage,
-    recover_interrupted,
-)
+from hydra_plugins.deepfake_optuna_sweeper.storage import open_storage
+from hydra_plugins.deepfake_optuna_sweeper.study import INTERRUPTED, finished_trials, recover_interrupted
 from tests.sweep_helpers import run_train, tiny_synthetic
 
 

@@ -19,9 +19,15 @@ class DeepfakeOptunaSweeperConf:
     _target_: str = "hydra_plugins.deepfake_optuna_sweeper.sweeper.DeepfakeOptunaSweeper"
     _recursive_: bool = False  # the sweeper builds the sampler itself, re-seeded when a study resumes
     study_name: str = "study"
-    # null: a JournalStorage file `optuna_journal.log` in the sweep dir; or an Optuna storage URL
-    # (sqlite:///path.db, postgresql://...), or a path for the journal file
+    # null: a JournalStorage file `optuna_journal.log` in the sweep dir (one sweeper process); or an Optuna storage
+    # URL that several sweeper processes share (postgresql://user@host:5432/db, sqlite:///path.db), or a path for
+    # the journal file. The password: PGPASSWORD or ~/.pgpass, or in the URL (then kept out of every file and log)
     storage: Optional[str] = None  # noqa: UP045
+    # database storages only: a trial whose sweeper stops sending heartbeats (every heartbeat_interval seconds)
+    # for grace_period seconds (null: 2 intervals) is failed and queued again, at most max_retry times
+    heartbeat_interval: Optional[int] = 60  # noqa: UP045
+    grace_period: Optional[int] = None  # noqa: UP045
+    max_retry: Optional[int] = 1  # noqa: UP045
     direction: str = "maximize"
     # trials in total, over all sessions of this study: a resumed search runs only the remainder
     n_trials: int = 20
