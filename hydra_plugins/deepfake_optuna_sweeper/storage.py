@@ -10,9 +10,14 @@ writes and logs the URL without it. ``open_storage`` puts it back when it connec
 from __future__ import annotations
 
 import os
+import random
+import time
+import warnings
 from pathlib import Path
+from typing import Any
 
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryFailedTrialCallback
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
 JOURNAL_FILE = "optuna_journal.log"
@@ -59,17 +64,42 @@ def hide_password(url: str) -> str:
 
 
 def _with_password(url: str) -> str:
-    """The connection URL: the password from ``$DFL_OPTUNA_STORAGE_PASSWORD`` when the URL names a user but no
-    password (else libpq's PGPASSWORD / ~/.pgpass apply)."""
-    password = os.environ.get(PASSWORD_ENV)
-    if not password:
-        return url
+    """The password from ``$DFL_OPTUNA_STORAGE_PASSWORD`` put back when the URL names a user but no password
+    (without either, libpq's PGPASSWORD and ~/.pgpass apply)."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    if parsed.username is None or parsed.password is not None:
-        return url
-    return parsed.set(password=password).render_as_string(hide_password=False)
+    password = os.environ.get(PASSWORD_ENV)
+    if password and parsed.username is not None and parsed.password is None:
+        parsed = parsed.set(password=password)
+    return parsed.render_as_string(hide_password=False)
+
+
+def _psycopg3(url: str) -> str:
+    """``postgresql://`` through psycopg 3 (the ``optuna-pg`` extra), whatever SQLAlchemy's default driver."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _create_rdb(url: str, heartbeat: dict[str, Any], attempts: int = 5) -> RDBStorage:
+    """RDBStorage creates Optuna's tables on first use; two workers starting together on an empty database race
+    there ("relation ... already exists"): the loser retries and finds them made. Connection and login errors
+    (OperationalError) are not retried."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            # pool_pre_ping: a connection the server closed while a long trial ran is replaced, not an error
+            return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **heartbeat)
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
 
 
 def open_database(
@@ -86,20 +116,25 @@ def open_database(
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    heartbeat = {}
-    if heartbeat_interval:
-        heartbeat = {
-            "heartbeat_interval": int(heartbeat_interval),
-            "grace_period": int(grace_period) if grace_period else None,
-            "heartbeat_stale_trial_callback": RetryFailedTrialCallback(max_retry=max_retry),
-        }
+    full = _with_password(url)
+    shown = safe_url(full)  # the password (from the URL or the environment) as ***
+
     try:
-        # pool_pre_ping: a connection the server closed while a long trial ran is replaced, not an error
-        return RDBStorage(_with_password(url), engine_kwargs={"pool_pre_ping": True}, **heartbeat)
-    except ModuleNotFoundError as error:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            heartbeat = {}
+            if heartbeat_interval:
+                heartbeat = {
+                    "heartbeat_interval": int(heartbeat_interval),
+                    "grace_period": int(grace_period) if grace_period else None,
+                    "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                }
+            return _create_rdb(_psycopg3(full), heartbeat)
+    except ImportError as error:  # Optuna re-raises the driver's ModuleNotFoundError as an ImportError
+        missing = getattr(error.__cause__, "name", None) or "the driver"
         raise StorageError(
-            f"Optuna storage {safe_url(url)}: its database driver is not installed ({error.name}); for "
-            'PostgreSQL: pip install "deepfake_lightning[optuna-pg]" (psycopg2-binary)'
+            f"Optuna storage {shown}: its database driver is not installed ({missing}); for "
+            'PostgreSQL: pip install "deepfake_lightning[optuna-pg]" (psycopg 3)'
         ) from None
     except SQLAlchemyError as error:
         cause = getattr(error, "orig", None) or error
@@ -109,7 +144,7 @@ def open_database(
         password = os.environ.get(PASSWORD_ENV)
         if password:  # drivers do not echo it, but a message with a secret is never shown
             first_line = first_line.replace(password, "***")
-        raise StorageError(f"Optuna storage {safe_url(url)}: cannot connect: {first_line}") from None
+        raise StorageError(f"Optuna storage {shown}: cannot connect: {first_line}") from None
 
 
 def open_storage(storage: str | None, sweep_dir: Path | None = None, **heartbeat: int | None) -> BaseStorage:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage, RetryFailedTrialCallback
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def budget_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """
     with warnings.catch_warnings():  # retried_trial_number is "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retried = {RetryFailedTrialCallback.retried_trial_number(t) for t in trials} - {None}
+        retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials} - {None}
     kept = []
     for trial in trials:
         if trial.state == TrialState.FAIL and (

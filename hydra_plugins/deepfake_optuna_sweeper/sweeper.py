@@ -7,10 +7,13 @@ import math
 import os
 import socket
 import time
+import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
@@ -113,13 +116,17 @@ class DeepfakeOptunaSweeper(Sweeper):
 
     def _sampler(self, n_existing: int, shared: bool) -> optuna.samplers.BaseSampler | None:
         """Seeded, and re-seeded by the number of trials already stored so a resumed search does not replay
-        the random start-up trials of the first session. Workers sharing a database also add their process id:
-        two started at the same moment would otherwise draw the same start-up trials."""
+        the random start-up trials of the first session. Workers sharing a database also mix in their host and
+        process id: two started at the same moment would otherwise draw the same start-up trials."""
         if not self.sampler_cfg:
             return None
         cfg = dict(self.sampler_cfg)
         if cfg.get("seed") is not None:
-            cfg["seed"] = int(cfg["seed"]) + n_existing + (os.getpid() if shared else 0)
+            seed = int(cfg["seed"]) + n_existing
+            if shared:  # a sum would collide (pids are consecutive, n_existing differs by a trial or two)
+                entropy = [seed, os.getpid(), zlib.crc32(socket.gethostname().encode())]
+                seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
+            cfg["seed"] = seed
         return instantiate(cfg)
 
     def _hide_storage_password(self) -> None:
@@ -190,7 +197,11 @@ class DeepfakeOptunaSweeper(Sweeper):
         last place was taken is recorded as failed with ``not_run`` and never launched.
         """
         while True:
-            fail_stale_trials(study)  # no-op without a heartbeat (journal file, or heartbeat_interval=null)
+            with warnings.catch_warnings():  # experimental since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                fail_stale_trials(
+                    study
+                )  # no-op without a heartbeat (journal file, or heartbeat_interval=null)
             budget = budget_trials(study.get_trials(deepcopy=False))
             queued = sum(t.state == TrialState.WAITING for t in budget)
             free = self.n_trials - len(budget) + queued
@@ -204,7 +215,9 @@ class DeepfakeOptunaSweeper(Sweeper):
             time.sleep(float(self.heartbeat["heartbeat_interval"]))
         batch: list[Trial] = []
         for _ in range(min(self.n_jobs, free)):
-            trial = study.ask(space.distributions)
+            with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": heartbeat.py
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                trial = study.ask(space.distributions)
             if place_in_budget(study, trial.number) > self.n_trials:
                 trial.set_user_attr(NOT_RUN, f"the study had {self.n_trials} trials when {self.worker} asked")
                 study.tell(trial, state=TrialState.FAIL)
