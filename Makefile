@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install weights train test test-slow lint format clean
+.PHONY: install weights train test test-slow test-cluster lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: weights
 ## long real-data runs: the make-train budget run and the LFW face-swap recipe
 test-slow: weights
 	$(PY) -m pytest -m slow -p no:xdist $(PYTEST_ARGS)
+
+## against real engines the tests start themselves: a one-node SLURM cluster and a PostgreSQL server (Debian's
+## slurm-wlm, munge and postgresql must be installed; .ci/run installs them). One process: they share the cluster
+test-cluster: weights
+	$(PY) -m pytest -m cluster -p no:xdist $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -65,15 +65,23 @@ class SlurmCluster:
     def run(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(command, env=self.env(), capture_output=True, text=True, timeout=timeout)
 
-    def job_state(self, job_id: str) -> dict[str, str]:
-        """`scontrol show job` as a dict (there is no accounting database: finished jobs stay 10 minutes)."""
-        out = self.run("scontrol", "show", "job", "--oneliner", job_id).stdout
-        return dict(field.split("=", 1) for field in out.split() if "=" in field)
+    def job_state(self, job_id: str, finished_within: float = 0) -> dict[str, str]:
+        """`scontrol show job` as a dict (there is no accounting database: finished jobs stay 10 minutes).
+        ``finished_within``: wait up to that many seconds for the job to leave RUNNING/COMPLETING (submitit's
+        result file is written just before the job step ends)."""
+        deadline = time.monotonic() + finished_within
+        while True:
+            out = self.run("scontrol", "show", "job", "--oneliner", job_id).stdout
+            state = dict(field.split("=", 1) for field in out.split() if "=" in field)
+            if state.get("JobState") not in ("RUNNING", "COMPLETING") or time.monotonic() > deadline:
+                return state
+            time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[SlurmCluster]:
-    require("SLURM", [tool for tool in SLURM_TOOLS if shutil.which(tool) is None])
+    search = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"  # the daemons live in sbin
+    require("SLURM", [tool for tool in SLURM_TOOLS if shutil.which(tool, path=search) is None])
     base = Path(tempfile.mkdtemp(prefix="dfl-slurm-"))  # short: the munge socket path must fit 108 bytes
     start = subprocess.run(
         [str(SLURM_SCRIPTS / "start-local-cluster.sh"), str(base)],
@@ -136,7 +144,7 @@ def _postgres_bin() -> Path | None:
     return Path(versions[-1]).parent if versions else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -156,7 +164,7 @@ def postgres() -> Iterator[Postgres]:
         owner = pwd.getpwnam("postgres")
         os.chown(base, owner.pw_uid, owner.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = base / "data", _free_port()
+    data, port = base / "data", free_port()
     server = Postgres("127.0.0.1", port, "dfl", secrets.token_urlsafe(12), "optuna", str(base))
 
     def pg(*args: str) -> subprocess.CompletedProcess:

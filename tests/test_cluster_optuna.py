@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from hydra_plugins.deepfake_optuna_sweeper.storage import open_storage
 from hydra_plugins.deepfake_optuna_sweeper.study import WORKER, budget_trials
-from tests.cluster_engines import Postgres
+from tests.cluster_engines import Postgres, free_port, require
 from tests.conftest import REPO_ROOT
 from tests.sweep_helpers import run_train, tiny_synthetic
 
@@ -187,3 +187,59 @@ def test_database_errors_are_one_line_without_the_password(
         -2000:
     ]
     assert not list((tmp_path / "sweep").glob("[0-9]*"))  # no trial ran
+
+
+def test_optuna_dashboard_shows_the_shared_study(postgres: Postgres, tmp_path: Path) -> None:
+    """`optuna-dashboard postgresql://...` (password from PGPASSWORD) in a real headless Chromium lists the study
+    and shows its trials."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_web_page import CHROMIUM, CHROMIUM_ARGS
+
+    require("Chromium", [] if Path(CHROMIUM).is_file() else ["chromium"])
+    database = postgres.create_database("dashboard")
+    study = optuna.create_study(
+        study_name="dashboard_study",
+        storage=open_storage(postgres.url(postgres.password, database)),
+        direction="maximize",
+    )
+    for x in (0.2, 0.5, 0.9):
+        trial = study.ask(
+            {"model.optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+        )
+        trial.report(x / 2, 0)
+        study.tell(trial, x)
+    port = free_port()
+    dashboard = _start(
+        [
+            str(Path(sys.executable).parent / "optuna-dashboard"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            postgres.url(database=database),
+        ],
+        {"PGPASSWORD": postgres.password},
+    )
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            deadline = time.monotonic() + 120
+            while True:  # the server takes a few seconds to listen
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/dashboard", timeout=10_000)
+                    break
+                except Exception:
+                    assert dashboard.poll() is None, dashboard.stdout.read()[-3000:]
+                    assert time.monotonic() < deadline, "optuna-dashboard never answered"
+                    time.sleep(1)
+            page.get_by_text("dashboard_study").first.wait_for(timeout=60_000)
+            page.get_by_text("dashboard_study").first.click()
+            page.get_by_text("Best Trial", exact=False).first.wait_for(timeout=60_000)
+            assert "0.9" in page.content()  # the best value
+            page.screenshot(path=str(tmp_path / "dashboard.png"))
+            browser.close()
+    finally:
+        os.killpg(dashboard.pid, signal.SIGKILL)
+        dashboard.communicate()

@@ -16,6 +16,7 @@ set -euo pipefail
 usage() { echo "usage: $0 DIR  (an empty or new folder that will hold the cluster's config, state and logs)" >&2; }
 [ $# -eq 1 ] || { usage; exit 2; }
 HERE="$(cd "$(dirname "$0")" && pwd)"
+export PATH="$PATH:/usr/sbin:/sbin"  # the daemons live there; a user's PATH may lack it
 mkdir -p "$1"
 DIR="$(cd "$1" && pwd)"
 for tool in munged mungekey slurmctld slurmd sinfo python3; do
