@@ -15,6 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
+import deepfake_lightning  # noqa: F401  (registers the configs' resolvers, e.g. ${dfl_cwd:} in paths/)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO_ROOT / "conf"
 LFW_DIR = REPO_ROOT.parent / "shared" / "data" / "lfw_faceswap"

@@ -236,8 +236,9 @@ def test_optuna_dashboard_shows_the_shared_study(postgres: Postgres, tmp_path: P
                     time.sleep(1)
             page.get_by_text("dashboard_study").first.wait_for(timeout=60_000)
             page.get_by_text("dashboard_study").first.click()
-            page.get_by_text("Best Trial", exact=False).first.wait_for(timeout=60_000)
-            assert "0.9" in page.content()  # the best value
+            page.get_by_text("Best Trial (number=2)").first.wait_for(timeout=60_000)  # trial 2 scored 0.9
+            page.get_by_text("0.9", exact=True).first.wait_for(timeout=30_000)  # its value
+            page.get_by_text("trial #1").first.wait_for(timeout=30_000)  # the intermediate values, per trial
             page.screenshot(path=str(tmp_path / "dashboard.png"))
             browser.close()
     finally:
