@@ -197,11 +197,11 @@ class DeepfakeOptunaSweeper(Sweeper):
         last place was taken is recorded as failed with ``not_run`` and never launched.
         """
         while True:
-            with warnings.catch_warnings():  # experimental since Optuna 2.9
+            # trials of dead workers -> FAIL, queued again; a no-op without heartbeats (journal file, or
+            # heartbeat_interval=null). "Experimental" since Optuna 2.9: the warning says nothing to a user here
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                fail_stale_trials(
-                    study
-                )  # no-op without a heartbeat (journal file, or heartbeat_interval=null)
+                fail_stale_trials(study)
             budget = budget_trials(study.get_trials(deepcopy=False))
             queued = sum(t.state == TrialState.WAITING for t in budget)
             free = self.n_trials - len(budget) + queued
