@@ -39,7 +39,8 @@ def _search(tmp_path: Path, name: str, url: str, *extra: str) -> list[str]:
         "-m",
         "deepfake_lightning.train",
         "hparams_search=advanced_v2_optuna",
-        *tiny_synthetic(tmp_path / name),  # its own data dir: two workers never generate one set together
+        # workers given one name share the data dir (and its generation lock)
+        *tiny_synthetic(tmp_path / name),
         "test=false",
         "calibration.enabled=false",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
@@ -81,9 +82,11 @@ def test_two_sweepers_share_one_study(postgres: Postgres, tmp_path: Path) -> Non
     database = postgres.create_database("two_workers")
     n_trials = ["hydra.sweeper.n_trials=4", PRUNE_EVERY_EPOCH]
     # worker A gives the password in the URL (the sweeper takes it out), worker B through libpq's PGPASSWORD
-    worker_a = _start(_search(tmp_path, "a", postgres.url(postgres.password, database), *n_trials))
+    # one data dir, as the same command in two shells: one worker generates the synthetic set, the other waits
+    worker_a = _start(_search(tmp_path, "shared", postgres.url(postgres.password, database), *n_trials))
     worker_b = _start(
-        _search(tmp_path, "b", postgres.url(database=database), *n_trials), {"PGPASSWORD": postgres.password}
+        _search(tmp_path, "shared", postgres.url(database=database), *n_trials),
+        {"PGPASSWORD": postgres.password},
     )
     out_a, out_b = _finish(worker_a), _finish(worker_b)
     assert worker_a.returncode == 0, out_a[-4000:]

@@ -44,12 +44,12 @@ def _results(sweep: Path) -> dict[int, object]:
 
 def test_multirun_submits_one_slurm_job_per_seed(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     """`train -m hydra/launcher=slurm +experiment=fast seed=1,2` (one tiny epoch instead of debug=fdr, so each
-    job has a validation metric to return): two SLURM jobs run and return it, and the summary holds both."""
+    job has a validation metric to return): two SLURM jobs run and return it, and the summary holds both. They
+    start together on one data dir: the generation lock lets one write the synthetic set and the other reuse it."""
     sweep = tmp_path / "sweep"
     proc = run_train(
         *SLURM,
         *tiny_synthetic(tmp_path),
-        f"paths.data_dir={tmp_path}/data_${{seed}}",  # the two jobs run at once: each generates its own copy
         "seed=1,2",
         f"hydra.sweep.dir={sweep}",
         env=slurm_cluster.env(),

@@ -5,19 +5,24 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from PIL import Image
 
+from deepfake_lightning.data import SyntheticDataModule
 from deepfake_lightning.data.synthetic import (
     META_NAME,
     _parse_cli,
     generate_synthetic_dataset,
+    is_generated,
     main,
     render_image,
 )
+from deepfake_lightning.data.synthetic_datamodule import GENERATION_LOCK
 
 SMALL = {"n_train": 4, "n_valid": 2, "n_test": 3, "image_size": 32}
 
@@ -140,3 +145,20 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main([f"out_dir={tmp_path}", "n_train=2", "n_valid=1", "n_test=1", "image_size=32"])
     out = capsys.readouterr().out
     assert "real-vs-fake" in out and "train {'real': 2, 'fake': 2}" in out
+
+
+def test_a_second_generator_waits_for_the_first_then_reuses_its_set(tmp_path: Path) -> None:
+    """Two SLURM jobs (or Optuna workers) of one multirun share a data dir: while another process holds the
+    generation lock, prepare_data waits instead of deleting the files being written, then makes or reuses the set."""
+    params = {"n_train": 2, "n_valid": 1, "n_test": 1}
+    data = SyntheticDataModule(str(tmp_path), generated_size=32, image_size=32, num_workers=0, **params)
+    other = FileLock(str(tmp_path / GENERATION_LOCK))  # its own file descriptor: to flock, another holder
+    with other:
+        second = threading.Thread(target=data.prepare_data)
+        second.start()
+        second.join(timeout=3)  # an unlocked generator writes these 8 tiny images in milliseconds
+        assert second.is_alive(), "prepare_data did not wait for the lock"
+        assert not (tmp_path / META_NAME).exists()
+    second.join(timeout=60)
+    assert not second.is_alive()
+    assert is_generated(tmp_path, **params, image_size=32)

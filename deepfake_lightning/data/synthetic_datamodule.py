@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from deepfake_lightning.data.datamodule import DeepfakeDataModule
 from deepfake_lightning.data.synthetic import META_NAME, generate_synthetic_dataset, is_generated
 from deepfake_lightning.utils.config_schema import SyntheticDataSettings
@@ -15,6 +17,7 @@ from deepfake_lightning.utils.config_schema import SyntheticDataSettings
 log = logging.getLogger(__name__)
 # ranks other than local rank 0 wait this long for the set (the full 256-px set takes ~40 min on two cores)
 WAIT_FOR_GENERATION_S = 3 * 3600.0
+GENERATION_LOCK = ".generate.lock"  # in out_dir: one generator at a time across processes and jobs
 
 
 def _local_rank() -> int:
@@ -66,7 +69,12 @@ class SyntheticDataModule(DeepfakeDataModule):
         }
 
     def prepare_data(self) -> None:
-        generate_synthetic_dataset(self.out_dir, **self.generator_args)
+        """Generates the set, or reuses a complete one, under a lock file in ``out_dir``: separate jobs of one
+        multirun (SLURM jobs, Optuna workers in several shells) start together on the same data dir, and two
+        generators there would delete each other's files. The second one waits, then reuses the finished set."""
+        Path(self.out_dir).mkdir(parents=True, exist_ok=True)
+        with FileLock(str(Path(self.out_dir) / GENERATION_LOCK)):
+            generate_synthetic_dataset(self.out_dir, **self.generator_args)
 
     def setup(self, stage: str | None = None) -> None:
         if self.index is None:
