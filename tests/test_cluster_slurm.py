@@ -147,7 +147,9 @@ def test_scancel_mid_training_requeues_and_resumes(slurm_cluster: SlurmCluster, 
     open_model(run / "checkpoints" / "best.ckpt")
 
     straight = run_train(
-        *_tiny_folder_run(root, tmp_path / "straight_logs"), f"hydra.run.dir={tmp_path / 'straight'}"
+        *_tiny_folder_run(root, tmp_path / "straight_logs"),
+        f"hydra.run.dir={tmp_path / 'straight'}",
+        timeout=1500,  # as the SLURM job: 3 tiny epochs took over 600 s on 2 cores at load 17
     )
     assert straight.returncode == 0, straight.stdout[-3000:]
     reference = tmp_path / "straight"
