@@ -11,6 +11,7 @@ from typing import Any
 from deepfake_lightning.models.backbone import MobileNetV2Backbone, count_backbone_tensors
 from deepfake_lightning.models.feature_backbone import FeatureBackbone
 from deepfake_lightning.models.timm_backbone import TimmBackbone, count_timm_tensors
+from deepfake_lightning.models.tuning import apply_tuning
 from deepfake_lightning.utils.config_schema import DEFAULT_BACKBONE, TIMM_PREFIX, BackboneSettings
 from deepfake_lightning.weights import MOBILENET_V2, REGISTRY
 
@@ -23,13 +24,17 @@ def timm_model_name(name: str) -> str | None:
 
 
 def build_backbone(config: dict[str, Any], image_size: int | None = None) -> FeatureBackbone:
-    """Build from the plain `model.backbone` dict (name, weights, sha256, freeze_first_n); `image_size` (the
-    run's) is used by ViT-family timm models only (`models/vit_features.py`)."""
+    """Build from the plain `model.backbone` dict (name, weights, sha256, freeze_first_n, tune, tune_last_k);
+    `image_size` (the run's) is used by ViT-family timm models only (`models/vit_features.py`)."""
     config = dict(config)
     model_name = timm_model_name(str(config.pop("name", None) or DEFAULT_BACKBONE))
+    tune, tune_last_k = config.pop("tune", "all"), config.pop("tune_last_k", None)
     if model_name is None:
-        return MobileNetV2Backbone(**config)
-    return TimmBackbone(model_name, **config, image_size=image_size)
+        backbone: FeatureBackbone = MobileNetV2Backbone(**config)
+    else:
+        backbone = TimmBackbone(model_name, **config, image_size=image_size)
+    apply_tuning(backbone, tune, tune_last_k)
+    return backbone
 
 
 def backbone_tensor_count(name: str) -> int:

@@ -24,8 +24,11 @@ class DeepfakeDetector(nn.Module):
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.attention(self.backbone(x))
-        return self.head(self.pool(features).flatten(1))
+        return self.classify(self.backbone(x))
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Backbone feature map -> logit (also the trainable end of a cached forward, models/cached_forward.py)."""
+        return self.head(self.pool(self.attention(features)).flatten(1))
 
 
 def build_detector(

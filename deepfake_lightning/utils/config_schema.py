@@ -46,6 +46,7 @@ AGGREGATES = ("mean", "max", "top_k_mean")  # frame scores -> a video score (eva
 VIDEO_LAYOUTS = ("auto", "ffpp", "celebdf", "dfdc", "csv")  # prepare's inputs (data/video_dataset/layouts.py)
 VIDEO_SUBSETS = ("all", "train", "test")
 CROP_FORMATS = ("png", "jpg")
+TUNE_MODES = ("all", "frozen", "ln", "last_k")  # models/tuning.py
 FOLDER_ONLY = ("labels_csv", "group_by", "max_per_class")
 FAKES = ("dataset", "self_blend")
 VAL_FAKES = ("self_blend", "dataset")
@@ -441,6 +442,29 @@ class BackboneSettings(Settings):
     )
     sha256: str | None = Field(None, description="null or the SHA-256 hex digest of the weights file")
     freeze_first_n: int = Field(0, description="an integer in 0..N (parameter tensors of the backbone)")
+    tune: Literal[TUNE_MODES] = Field("all", description=words(TUNE_MODES))
+    tune_last_k: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="null or an integer >= 1 (blocks that train with tune=last_k)"
+    )
+
+    @model_validator(mode="after")
+    def _tuning(self) -> BackboneSettings:
+        """`tune` says what trains; `freeze_first_n` is the older, finer knob of `tune=all` only."""
+        if self.tune == "last_k" and self.tune_last_k is None:
+            raise ConfigError(
+                "model.backbone.tune_last_k=None: expected an integer >= 1 with model.backbone.tune=last_k"
+            )
+        if self.tune != "last_k" and self.tune_last_k is not None:
+            raise ConfigError(
+                f"model.backbone.tune_last_k={self.tune_last_k!r}: applies to model.backbone.tune=last_k only "
+                f"(tune={self.tune}); set it to null"
+            )
+        if self.tune != "all" and self.freeze_first_n:
+            raise ConfigError(
+                f"model.backbone.freeze_first_n={self.freeze_first_n!r}: applies to model.backbone.tune=all only "
+                f"(tune={self.tune} decides what trains); set it to 0"
+            )
+        return self
 
 
 class AttentionSettings(Settings):

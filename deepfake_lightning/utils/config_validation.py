@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.data.index import DatasetLayoutError
 from deepfake_lightning.data.labels_csv import resolve_labels_csv
-from deepfake_lightning.models.backbones import backbone_tensor_count
+from deepfake_lightning.models.backbones import backbone_tensor_count, build_backbone
 from deepfake_lightning.utils.config_schema import (
     ConfigError,
     ModelSettings,
@@ -106,8 +106,8 @@ def validate_model(cfg: DictConfig) -> None:
 
 
 def validate_backbone(cfg: DictConfig) -> None:
-    """`model.backbone.name` names a model that can be built; `freeze_first_n` fits its tensor count (counted on
-    the meta device: no memory, no weights)."""
+    """`model.backbone.name` names a model that can be built; `freeze_first_n` fits its tensor count and `tune`
+    its structure (checked on the meta device: no memory, no weights)."""
     name = OmegaConf.select(cfg, "model.backbone.name", default=None) or "mobilenet_v2"
     try:
         with torch.device("meta"):
@@ -115,6 +115,11 @@ def validate_backbone(cfg: DictConfig) -> None:
     except ValueError as err:  # unknown timm model, or one without features_only
         raise ConfigError(str(err)) from None
     check_freeze_first_n(OmegaConf.select(cfg, "model.backbone.freeze_first_n", default=0), n_tensors, name)
+    tune = OmegaConf.select(cfg, "model.backbone.tune", default="all")
+    if tune != "all":  # ln needs LayerNorms, last_k a block view and k within its blocks: built without weights
+        last_k = OmegaConf.select(cfg, "model.backbone.tune_last_k", default=None)
+        with torch.device("meta"):
+            build_backbone({"name": name, "tune": tune, "tune_last_k": last_k})
 
 
 def validate_run(cfg: DictConfig) -> None:
