@@ -22,6 +22,7 @@ from deepfake_lightning.bundle import (
     training_data_summary,
     write_model_bundle,
 )
+from deepfake_lightning.data.cached_features import feature_cache_from_config, serving
 from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
 from deepfake_lightning.distributed.requeue import requeued_checkpoint
 from deepfake_lightning.evaluation.calibrate_run import calibrate_predictions, uncalibrated
@@ -75,8 +76,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.write_split_manifest(output_dir / "splits.csv")
     log.info("model: %s", info["model"])
 
-    if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    if cfg.get("train"):  # with feature_cache.enabled, fit's train/valid batches are cached frozen features
+        with serving(datamodule, feature_cache_from_config(cfg, output_dir)):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     results: dict[str, Any] = {"status": "ok"}
     checkpoint = trainer.checkpoint_callback

@@ -102,6 +102,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         self.verify_skipped: list[str] = []
         self.train_sampler: EpochSampler | None = None
         self._resume_train_epoch: int | None = None  # from a checkpoint (load_state_dict)
+        self.feature_cache: Any = None  # during fit with feature_cache.enabled (data/cached_features.py)
 
     def build_index(self) -> Index:
         if self.layout == "faces140k":
@@ -206,9 +207,12 @@ class DeepfakeDataModule(L.LightningDataModule):
         require_trainable(self.index[split], split, self.root)
         return ImageDataset(self.index[split], transform, self.on_bad_image, self.decoder)
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        workers = self.num_workers
-        dataset = self._dataset(split, train)
+    def _loader(
+        self, split: str, train: bool, dataset: Any = None, num_workers: int | None = None
+    ) -> DataLoader:
+        """Images of `split`, or another `dataset` over its samples (cached features) with the same order rules."""
+        workers = self.num_workers if num_workers is None else num_workers
+        dataset = self._dataset(split, train) if dataset is None else dataset
         # training order and augmentations from (seed, epoch) alone, so a resumed run repeats the uninterrupted
         # one (epoch_sampler.py); the loader's own generator keeps iterator creation off the global RNG
         sampler = None
@@ -251,9 +255,13 @@ class DeepfakeDataModule(L.LightningDataModule):
         return bool(trainer is not None and trainer.strategy.root_device.type == "cuda")
 
     def train_dataloader(self) -> DataLoader:
+        if self.feature_cache is not None:
+            return self.feature_cache.loader(self, "train")
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
+        if self.feature_cache is not None:
+            return self.feature_cache.loader(self, "valid")
         return self._loader("valid", train=False)
 
     def test_dataloader(self) -> DataLoader:

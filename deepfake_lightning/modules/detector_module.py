@@ -16,6 +16,7 @@ from torchmetrics import MeanMetric
 
 from deepfake_lightning.models import build_detector, model_size
 from deepfake_lightning.models.backbones import weights_provenance
+from deepfake_lightning.models.cached_forward import CachePoint, cache_point, trainable_forward
 from deepfake_lightning.modules.losses import BinaryLoss
 from deepfake_lightning.modules.partials import partial_config
 from deepfake_lightning.modules.stage_metrics import logged_name, stage_confusion, stage_metrics
@@ -35,6 +36,11 @@ DEFAULT_OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or inf and `model.nonfinite_loss=stop`; the message names step and files."""
+
+
+def _inputs(batch: dict[str, Any]) -> torch.Tensor:
+    """The batch's images, or its cached features."""
+    return batch["features"] if "features" in batch else batch["image"]
 
 
 def _plain(value: Any) -> Any:
@@ -123,12 +129,24 @@ class DetectorModule(L.LightningModule):
         return model_size(self.net)
 
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(loss, logits), or None when every image of the batch was unreadable and skipped."""
-        images, targets = batch["image"], batch["target"]
-        if images.numel() == 0:
+        """(loss, logits), or None when every image of the batch was unreadable and skipped.
+
+        A batch of cached frozen features (`feature_cache.enabled`, data/cached_features.py) runs only the
+        trainable rest of the network; images run all of it."""
+        targets = batch["target"]
+        if _inputs(batch).numel() == 0:
             return None
-        logits = self(images)
+        if "features" in batch:
+            logits = trainable_forward(self.net, self._cache_point(), batch["features"])
+        else:
+            logits = self(batch["image"])
         return self.loss_fn(logits, targets), logits
+
+    def _cache_point(self) -> CachePoint:
+        point = cache_point(self.net)
+        if point is None:
+            raise ValueError("a batch of cached features, but model.backbone.tune has no frozen part")
+        return point
 
     def _record(self, stage: str, batch: dict[str, Any], loss: torch.Tensor, logits: torch.Tensor) -> None:
         probs = torch.sigmoid(logits.detach().float())
@@ -160,7 +178,7 @@ class DetectorModule(L.LightningModule):
             self(torch.zeros(0, 3, size, size, device=self.device))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        if batch["image"].numel() == 0:
+        if _inputs(batch).numel() == 0:
             self._join_sync_batchnorm()
         out = self._loss(batch)
         status = OK if out is not None and torch.isfinite(out[0]) else SKIP

@@ -594,6 +594,22 @@ class PrepareSettings(RunKeys):
     progress: bool = Field(True, description="true or false")
 
 
+# --- feature cache ----------------------------------------------------------------------------------------------
+
+
+class FeatureCacheSettings(Settings):
+    """`feature_cache.*` (conf/feature_cache): frozen encoder outputs computed once per image, for training only."""
+
+    config_key: ClassVar[str] = "feature_cache"
+    enabled: bool = Field(False, description="true or false")
+    dir: Annotated[str | Path, _holds(lambda v: str(v).strip() != "")] = Field(description="a folder path")
+    views: int = Field(
+        0, ge=0, le=64, description="an integer in 0..64 (0: no augmentation; N: N cached augmented views)"
+    )
+    views_seed: int = Field(0, description="an integer")
+    batch_size: Annotated[int, Field(ge=1)] | None = Field(None, description="null or an integer >= 1")
+
+
 # --- trainer ----------------------------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from deepfake_lightning.data.labels_csv import resolve_labels_csv
 from deepfake_lightning.models.backbones import backbone_tensor_count, build_backbone
 from deepfake_lightning.utils.config_schema import (
     ConfigError,
+    FeatureCacheSettings,
     ModelSettings,
     Settings,
     StreamingDataSettings,
@@ -153,8 +154,37 @@ def check_schema(cfg: DictConfig) -> None:
         TrainerSettings.check(cfg.trainer)
 
 
+def validate_feature_cache(cfg: DictConfig) -> None:
+    """`feature_cache`: its values, a recipe with a frozen part to cache, and a folder it can write."""
+    node = OmegaConf.select(cfg, "feature_cache", default=None)
+    if node is None:
+        return
+    settings = FeatureCacheSettings.check(node)
+    if not settings.enabled:
+        return
+    tune = OmegaConf.select(cfg, "model.backbone.tune", default="all")
+    if tune not in ("frozen", "last_k"):
+        raise ConfigError(
+            f"feature_cache.enabled=true: model.backbone.tune={tune} has no frozen part to cache; expected "
+            "tune=frozen or last_k, or feature_cache.enabled=false"
+        )
+    if settings.views and OmegaConf.select(cfg, "data.augment_on", default="cpu") != "cpu":
+        raise ConfigError(
+            f"feature_cache.views={settings.views}: cached views are augmented on the CPU; expected "
+            "data.augment_on=cpu, or feature_cache.views=0"
+        )
+    path = Path(settings.dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"feature_cache.dir={str(path)!r}: cannot create it ({err.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"feature_cache.dir={str(path)!r}: not writable; expected a folder of your own")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise `ConfigError` on the first invalid value."""
     validate_data(cfg)
     validate_model(cfg)
+    validate_feature_cache(cfg)
     validate_run(cfg)
