@@ -30,7 +30,9 @@ def test_every_cut_gives_the_full_forward(name: str, size: int, n_blocks: int) -
     with torch.no_grad():
         full = net.backbone(x)
         for cut in range(n_blocks):
-            torch.testing.assert_close(view.trainable_part(view.frozen_part(x, cut), cut), full, rtol=0, atol=1e-5)
+            torch.testing.assert_close(
+                view.trainable_part(view.frozen_part(x, cut), cut), full, rtol=0, atol=1e-5
+            )
 
 
 def test_dinov2_with_a_dynamic_image_size_cuts_at_block_n_minus_k() -> None:
@@ -58,7 +60,9 @@ def test_dinov2_with_a_dynamic_image_size_cuts_at_block_n_minus_k() -> None:
         ({"name": "timm:test_vit", "tune": "last_k", "tune_last_k": 2}, False, "block", (2, 101, 64)),
     ],
 )
-def test_cache_points_split_the_detector_exactly(backbone: dict, attention: bool, kind: str, shape: tuple) -> None:
+def test_cache_points_split_the_detector_exactly(
+    backbone: dict, attention: bool, kind: str, shape: tuple
+) -> None:
     torch.manual_seed(0)
     net = build_detector(backbone, {"enabled": attention}, {"hidden": [8], "dropout": [0.0, 0.0]}).eval()
     point = cache_point(net)
@@ -73,5 +77,7 @@ def test_cache_points_split_the_detector_exactly(backbone: dict, attention: bool
 
 def test_recipes_that_train_every_block_have_no_cache_point() -> None:
     head = {"hidden": [], "dropout": [0.0]}
-    assert cache_point(build_detector({"name": "timm:test_vit", "tune": "ln"}, {"enabled": False}, head)) is None
+    assert (
+        cache_point(build_detector({"name": "timm:test_vit", "tune": "ln"}, {"enabled": False}, head)) is None
+    )
     assert cache_point(build_detector({"name": "timm:test_vit"}, {"enabled": False}, head)) is None

@@ -56,7 +56,10 @@ def test_a_second_build_is_all_hits(tmp_path: Path, data_root: Path) -> None:
     assert (second["hits"], second["computed"]) == (8, 0)
     assert second["store"] == first["store"]
     meta = json.loads((Path(first["store"]) / "meta.json").read_text())
-    assert meta["preprocessing"]["image_size"] == 32 and meta["encoder"]["cut"] == {"kind": "pooled", "cut": 0}
+    assert meta["preprocessing"]["image_size"] == 32 and meta["encoder"]["cut"] == {
+        "kind": "pooled",
+        "cut": 0,
+    }
 
 
 def test_an_edited_image_is_computed_again(tmp_path: Path, data_root: Path) -> None:
@@ -102,8 +105,18 @@ def test_changed_encoder_weights_architecture_or_cut_miss(tmp_path: Path, data_r
 
 def test_augmented_views_are_cached_per_view(tmp_path: Path, data_root: Path) -> None:
     cache = tmp_path / "cache"
-    augment = {"geometric": {"enabled": True, "hflip_p": 0.5, "rotate_limit": 20, "scale": [0.8, 1.2],
-                             "translate": 0.1, "affine_p": 1.0, "perspective_scale": 0.0, "perspective_p": 0.0}}
+    augment = {
+        "geometric": {
+            "enabled": True,
+            "hflip_p": 0.5,
+            "rotate_limit": 20,
+            "scale": [0.8, 1.2],
+            "translate": 0.1,
+            "affine_p": 1.0,
+            "perspective_scale": 0.0,
+            "perspective_p": 0.0,
+        }
+    }
     plain = _build(cache, _datamodule(data_root, augment=augment), _net())
     two = _build(cache, _datamodule(data_root, augment=augment), _net(), views=2)
     assert (two["entries"], two["computed"]) == (16, 16) and two["store"] != plain["store"]
@@ -117,7 +130,9 @@ def test_augmented_views_are_cached_per_view(tmp_path: Path, data_root: Path) ->
     feature_cache = FeatureCache(cache, views=3)
     dataset = feature_cache.build(_datamodule(data_root, augment=augment), "train", _net())
     views = [dataset[(0, seed)]["features"] for seed in range(3)]
-    assert not torch.equal(views[0], views[1]) and not torch.equal(views[1], views[2])  # augmented differently
+    assert not torch.equal(views[0], views[1]) and not torch.equal(
+        views[1], views[2]
+    )  # augmented differently
     assert torch.equal(dataset[(0, 4)]["features"], views[1])  # the sampler's seed picks the view
 
 
@@ -132,7 +147,9 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path: Path, data_root: Pa
     assert cache.stats["splits"]["train"]["skipped"] == [str(bad)]
 
 
-def test_store_ignores_damaged_and_unfinished_shards(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_store_ignores_damaged_and_unfinished_shards(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     key = {"encoder": "e", "preprocessing": "p"}
     store = FeatureStore(tmp_path, key)
     store.add(["a", "b"], np.arange(6, dtype=np.float32).reshape(2, 3))
@@ -147,7 +164,9 @@ def test_store_ignores_damaged_and_unfinished_shards(tmp_path: Path, caplog: pyt
 
 
 def test_feature_cache_settings_are_checked_at_start_up(compose_cfg, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="feature_cache.enabled=true: model.backbone.tune=all has no frozen part"):
+    with pytest.raises(
+        ConfigError, match="feature_cache.enabled=true: model.backbone.tune=all has no frozen part"
+    ):
         validate_config(compose_cfg("train", ["feature_cache.enabled=true"]))
     recipe = ["+recipe=linear_probe"]
     with pytest.raises(ConfigError, match="feature_cache.views=2: cached views are augmented on the CPU"):

@@ -85,7 +85,11 @@ def test_last_k_keeps_the_frozen_part_in_eval_mode() -> None:
     features = module.net.backbone.features
     assert not any(m.training for block in features[:17] for m in block.modules())  # BatchNorms included
     assert all(m.training for block in features[17:] for m in block.modules())
-    vit = _module({"name": "timm:test_vit", "tune": "last_k", "tune_last_k": 1}).train().net.backbone.features.model
+    vit = (
+        _module({"name": "timm:test_vit", "tune": "last_k", "tune_last_k": 1})
+        .train()
+        .net.backbone.features.model
+    )
     assert not vit.patch_embed.training and not any(m.training for m in vit.blocks[4].modules())
     assert vit.blocks[5].training
 
@@ -94,7 +98,10 @@ def test_last_k_keeps_the_frozen_part_in_eval_mode() -> None:
     ("backbone", "message"),
     [
         ({"name": "mobilenet_v2", "tune": "ln"}, "model.backbone.tune=ln: mobilenet_v2 has no LayerNorm"),
-        ({"name": "timm:test_resnet", "tune": "ln"}, "model.backbone.tune=ln: timm:test_resnet has no LayerNorm"),
+        (
+            {"name": "timm:test_resnet", "tune": "ln"},
+            "model.backbone.tune=ln: timm:test_resnet has no LayerNorm",
+        ),
         (
             {"name": "timm:test_vit", "tune": "last_k", "tune_last_k": 7},
             "model.backbone.tune_last_k=7: expected an integer in 1..6 (blocks of timm:test_vit)",
@@ -113,9 +120,18 @@ def test_a_recipe_the_backbone_cannot_take_is_refused(backbone: dict, message: s
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"tune": "last_k"}, "model.backbone.tune_last_k=None: expected an integer >= 1 with model.backbone.tune=last_k"),
-        ({"tune": "frozen", "tune_last_k": 2}, "model.backbone.tune_last_k=2: applies to model.backbone.tune=last_k only"),
-        ({"tune": "ln", "freeze_first_n": 25}, "model.backbone.freeze_first_n=25: applies to model.backbone.tune=all only"),
+        (
+            {"tune": "last_k"},
+            "model.backbone.tune_last_k=None: expected an integer >= 1 with model.backbone.tune=last_k",
+        ),
+        (
+            {"tune": "frozen", "tune_last_k": 2},
+            "model.backbone.tune_last_k=2: applies to model.backbone.tune=last_k only",
+        ),
+        (
+            {"tune": "ln", "freeze_first_n": 25},
+            "model.backbone.freeze_first_n=25: applies to model.backbone.tune=all only",
+        ),
         ({"tune": "some"}, "model.backbone.tune='some': expected all, frozen, ln or last_k"),
     ],
 )

@@ -90,7 +90,9 @@ class CachedFeatureDataset(Dataset):
     """Items `{"features", "target", "path"}`; with several views per sample, the sampler's per-sample seed (from
     (seed, epoch), data/epoch_sampler.py) picks the view."""
 
-    def __init__(self, store: FeatureStore, samples: Sequence[Sample], entries: Sequence[Sequence[str]]) -> None:
+    def __init__(
+        self, store: FeatureStore, samples: Sequence[Sample], entries: Sequence[Sequence[str]]
+    ) -> None:
         self.store, self.samples, self.entries = store, list(samples), [list(e) for e in entries]
 
     def __len__(self) -> int:
@@ -184,7 +186,9 @@ class FeatureCache:
         kept_set = set(kept)
         dropped = sorted({samples[i][0] for i in range(len(samples)) if i not in kept_set} | set(skipped))
         if dropped:
-            log.warning("feature cache: skipped %d unreadable image(s) in %s: %s", len(dropped), split, dropped[:20])
+            log.warning(
+                "feature cache: skipped %d unreadable image(s) in %s: %s", len(dropped), split, dropped[:20]
+            )
         self.stats["splits"][split] = {
             "images": len(samples),
             "entries": sum(len(names) for names in entries),
@@ -206,7 +210,9 @@ class FeatureCache:
         self._write_stats()
         return CachedFeatureDataset(store, [samples[i] for i in kept], [entries[i] for i in kept])
 
-    def _key(self, datamodule: Any, net: torch.nn.Module, point: CachePoint, augmented: bool) -> dict[str, Any]:
+    def _key(
+        self, datamodule: Any, net: torch.nn.Module, point: CachePoint, augmented: bool
+    ) -> dict[str, Any]:
         preprocessing = {
             "image_size": datamodule.image_size,
             "preprocess": datamodule.preprocess,
@@ -217,7 +223,13 @@ class FeatureCache:
         return {"encoder": encoder_key(net, point), "preprocessing": preprocessing, "view": view}
 
     def _fill(
-        self, store: FeatureStore, jobs: _Jobs, net: torch.nn.Module, point: CachePoint, datamodule: Any, split: str
+        self,
+        store: FeatureStore,
+        jobs: _Jobs,
+        net: torch.nn.Module,
+        point: CachePoint,
+        datamodule: Any,
+        split: str,
     ) -> tuple[int, list[str]]:
         """Run the frozen start over the missing entries, writing a shard every `SHARD_BYTES`."""
         loader = DataLoader(
@@ -249,7 +261,9 @@ class FeatureCache:
                     store.add(names, np.concatenate(values))
                     names, values = [], []
                     rate = computed / max(time.perf_counter() - started, 1e-9)
-                    log.info("feature cache %s: %d/%d computed (%.1f img/s)", split, computed, len(jobs), rate)
+                    log.info(
+                        "feature cache %s: %d/%d computed (%.1f img/s)", split, computed, len(jobs), rate
+                    )
             if names:
                 store.add(names, np.concatenate(values))
         finally:

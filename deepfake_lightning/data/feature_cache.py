@@ -63,8 +63,27 @@ class FeatureStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "meta.json"
         if not meta.is_file():
-            _write_atomic(meta, lambda p: p.write_text(json.dumps(self.key, indent=2, sort_keys=True, default=str)))
+            _write_atomic(
+                meta, lambda p: p.write_text(json.dumps(self.key, indent=2, sort_keys=True, default=str))
+            )
         self.refresh()
+
+    @classmethod
+    def open(cls, folder: str | Path) -> FeatureStore:
+        """The store of an existing folder (its key read back from `meta.json`)."""
+        folder = Path(folder)
+        try:
+            key = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError) as err:
+            raise FileNotFoundError(
+                f"{folder}: not a feature cache folder (no readable meta.json: {err})"
+            ) from None
+        store = cls(folder.parent, {k: v for k, v in key.items() if k != "format"})
+        if store.dir != folder:
+            raise ValueError(
+                f"{folder}: meta.json does not match the folder name (format {key.get('format')})"
+            )
+        return store
 
     def refresh(self) -> None:
         """Read the shards written since the last look (by this or another process)."""

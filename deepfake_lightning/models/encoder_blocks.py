@@ -104,7 +104,9 @@ class VitBlocks(BlockView):
         patches = h[:, self.vit.num_prefix_tokens :]
         side = math.isqrt(patches.shape[1])
         if side * side != patches.shape[1]:
-            raise ValueError(f"{patches.shape[1]} patch tokens do not form a square grid (square images only)")
+            raise ValueError(
+                f"{patches.shape[1]} patch tokens do not form a square grid (square images only)"
+            )
         return patches.reshape(len(h), side, side, -1).permute(0, 3, 1, 2).contiguous()
 
     def frozen_modules(self, cut: int) -> list[nn.Module]:
@@ -132,7 +134,10 @@ def block_view(features: nn.Module, channels_last_output: bool = False) -> Block
     if type(features).__name__ == "FeatureGetterNet" and isinstance(features.model, VisionTransformer):
         if str(getattr(features.output_fmt, "value", features.output_fmt)) == "NCHW":
             return VitBlocks(features)
-    if isinstance(features, FeatureListNet) and list(features.return_layers)[-1:] == list(features.keys())[-1:]:
+    if (
+        isinstance(features, FeatureListNet)
+        and list(features.return_layers)[-1:] == list(features.keys())[-1:]
+    ):
         return ChainBlocks(list(features.values()), output)
     if (
         isinstance(features, EfficientNetFeatures)

@@ -117,7 +117,7 @@ def validate_backbone(cfg: DictConfig) -> None:
         raise ConfigError(str(err)) from None
     check_freeze_first_n(OmegaConf.select(cfg, "model.backbone.freeze_first_n", default=0), n_tensors, name)
     tune = OmegaConf.select(cfg, "model.backbone.tune", default="all")
-    if tune != "all":  # ln needs LayerNorms, last_k a block view and k within its blocks: built without weights
+    if tune != "all":  # ln needs LayerNorms, last_k a block view and k in range: built without weights
         last_k = OmegaConf.select(cfg, "model.backbone.tune_last_k", default=None)
         with torch.device("meta"):
             build_backbone({"name": name, "tune": tune, "tune_last_k": last_k})
@@ -131,16 +131,17 @@ def validate_run(cfg: DictConfig) -> None:
         raise ConfigError(f"ckpt_path={ckpt!r}: file not found; expected a .ckpt file or 'last'")
     output_dir = OmegaConf.select(cfg, "paths.output_dir", default=None)
     if output_dir is not None:
-        _check_writable(Path(output_dir))
+        _check_writable(Path(output_dir), "paths.output_dir")
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, key: str) -> None:
+    """The folder `key` names exists (created if need be) and can be written."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"paths.output_dir={str(path)!r}: cannot create it ({err.strerror})") from None
+        raise ConfigError(f"{key}={str(path)!r}: cannot create it ({err.strerror})") from None
     if not os.access(path, os.W_OK):
-        raise ConfigError(f"paths.output_dir={str(path)!r}: not writable")
+        raise ConfigError(f"{key}={str(path)!r}: not writable")
 
 
 def check_schema(cfg: DictConfig) -> None:
@@ -173,13 +174,7 @@ def validate_feature_cache(cfg: DictConfig) -> None:
             f"feature_cache.views={settings.views}: cached views are augmented on the CPU; expected "
             "data.augment_on=cpu, or feature_cache.views=0"
         )
-    path = Path(settings.dir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"feature_cache.dir={str(path)!r}: cannot create it ({err.strerror})") from None
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"feature_cache.dir={str(path)!r}: not writable; expected a folder of your own")
+    _check_writable(Path(settings.dir), "feature_cache.dir")
 
 
 def validate_config(cfg: DictConfig) -> None:
