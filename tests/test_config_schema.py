@@ -229,10 +229,19 @@ def test_schema_fields_and_defaults_are_the_constructors(cls: type, schema: type
         if name != "self" and name not in not_in_schema
     }
     assert set(parameters) <= set(schema.model_fields)
-    assert set(schema.model_fields) - set(parameters) <= {"name"}  # the backbone family picks the class
+    # build_backbone: the family picks the class, then models/tuning.apply_tuning applies tune/tune_last_k
+    assert set(schema.model_fields) - set(parameters) <= {"name", "tune", "tune_last_k"}
     for name, default in parameters.items():
         if default is not inspect.Parameter.empty:
             assert schema.model_fields[name].default == default, name
+
+
+def test_tuning_defaults_are_the_schema_defaults() -> None:
+    from deepfake_lightning.models.tuning import apply_tuning
+
+    parameters = inspect.signature(apply_tuning).parameters
+    for name in ("tune", "tune_last_k"):
+        assert BackboneSettings.model_fields[name].default == parameters[name].default, name
 
 
 def test_synthetic_schema_adds_the_generator_arguments() -> None:
