@@ -76,6 +76,40 @@ def test_smoke_bench_writes_valid_rows_with_baselines_and_ratios(smoke_report: P
     assert document["notes"]["onnx_int8_mb"] < document["notes"]["onnx_fp32_mb"]
 
 
+def test_bench_recipes_rows_compare_each_encoder_recipe_with_full_fine_tuning(tmp_path: Path) -> None:
+    """`tasks=[recipes]` on a 6-block test ViT: a step per recipe and the cache's one-off forwards, with ratios."""
+    command = [
+        sys.executable,
+        "-m",
+        "deepfake_lightning.bench",
+        "smoke=true",
+        "threads=1",
+        "tasks=[recipes]",
+        "model.backbone.name=timm:test_vit",
+        f"output_dir={tmp_path}",
+        f"cache_dir={tmp_path / 'cache'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]
+    env = os.environ | {"WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert validate_rows(rows) == []
+    steps = {r["backend"]: r for r in rows if r["stage"] == "train_step"}
+    assert list(steps) == ["baseline:tune=all", "tune=ln", "tune=last_k k=2, cached", "tune=frozen, cached"]
+    head = 64 + 1
+    assert steps["tune=ln"]["extra"]["trainable_parameters"] == head + 12 * 2 * 64
+    assert steps["tune=frozen, cached"]["extra"]["trainable_parameters"] == head
+    builds = [r["backend"] for r in rows if r["stage"] == "cache_build"]
+    assert builds == [
+        "baseline:full forward",
+        "to the cut of tune=last_k k=2 (block)",
+        "to the cut of tune=frozen (pooled)",
+    ]
+    assert all(r["ratio_to_baseline"] > 0 for r in rows)
+
+
 def test_smoke_bench_writes_markdown_and_profiles(smoke_report: Path) -> None:
     text = (smoke_report / "bench.md").read_text()
     rows = json.loads((smoke_report / "bench.json").read_text())["rows"]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-TASKS = ("data", "index", "stream", "train", "inference", "predict")
+TASKS = ("data", "index", "stream", "train", "inference", "predict", "recipes")
 ROW_FIELDS = (
     "task",
     "stage",

@@ -22,6 +22,7 @@ from deepfake_lightning.bench.index import bench_index
 from deepfake_lightning.bench.inference import bench_inference
 from deepfake_lightning.bench.models import fit_head, load_network, prepared, reestimate_batchnorm
 from deepfake_lightning.bench.profile import profile_model
+from deepfake_lightning.bench.recipes import bench_recipes
 from deepfake_lightning.bench.report import write_report
 from deepfake_lightning.bench.rows import Row
 from deepfake_lightning.bench.train import bench_train, train_step_fn
@@ -147,7 +148,7 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     notes: dict[str, Any] = {}
     samples: list[Sample] = []
     labelled: list[Sample] = []
-    # index, stream and train make their own inputs
+    # index, stream, train and recipes make their own inputs
     needs_images = bool(tasks & {"data", "inference", "predict"}) or cfg.profile.enabled
     if needs_images and cfg.images.get("root"):
         samples, labelled = folder_image_set(
@@ -177,6 +178,8 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
 
         data = OmegaConf.to_container(cfg.data, resolve=True)
         rows += bench_stream(cfg.cache_dir, OmegaConf.to_container(cfg.stream, resolve=True), data, cfg.seed)
+    if "recipes" in tasks:  # builds its own encoder per recipe from cfg.model
+        rows += bench_recipes(OmegaConf.to_container(cfg.model, resolve=True), device, cfg.recipes)
     if tasks & {"train", "inference", "predict"} or cfg.profile.enabled:
         rows += _model_rows(cfg, tasks, device, samples, labelled, out_dir, notes)
     meta = _meta(cfg, device) | {"notes": notes}
