@@ -17,6 +17,7 @@ from deepfake_lightning.models.cached_forward import cache_point, trainable_forw
 from deepfake_lightning.train import train
 from deepfake_lightning.utils.hashing import sha256_file
 from tests.conftest import make_folder_tree
+from tests.sweep_helpers import run_train, tiny_synthetic
 from tests.tiny_run import compose_at
 
 NO_AUGMENT = [
@@ -108,3 +109,30 @@ def test_cached_model_gives_the_same_logits_through_the_full_network(tmp_path: P
 def _split_rows(run: Path) -> list[list[str]]:
     lines = (run / "splits.csv").read_text().splitlines()[1:]
     return [line.split(",") for line in lines]
+
+
+def test_the_recipe_sweep_chooses_on_validation_without_scoring_test(tmp_path: Path) -> None:
+    """The documented command at tiny scale (two recipes; `data.image_size` on the command line replaces the
+    sweep's 112,224): each job's best validation AUROC in the multirun summary, and no test split scored."""
+    sweep = tmp_path / "sweep"
+    tiny = [arg for arg in tiny_synthetic(tmp_path) if not arg.startswith("data.image_size=")]
+    proc = run_train(
+        "-m",
+        "hparams_search=encoder_recipes",
+        *tiny,
+        "+recipe=linear_probe,partial",
+        "model.backbone.name=timm:test_vit",  # a dynamic image size
+        "data.image_size=112",
+        f"feature_cache.dir={tmp_path / 'cache'}",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    jobs = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
+    assert [job["status"] for job in jobs] == ["ok", "ok"]
+    assert [job["label"] for job in jobs] == ["+recipe=linear_probe", "+recipe=partial"]
+    assert all(isinstance(job["metric_value"], float) and job["test"] == {} for job in jobs)
+    assert not list(sweep.glob("*/test_results.json"))
+    stores = {
+        json.loads(p.read_text())["splits"]["train"]["store"] for p in sweep.glob("*/feature_cache.json")
+    }
+    assert len(stores) == 2  # each recipe has its own cut, so its own cache key
