@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepfake_lightning.checkpoints import load_detector_module
+from deepfake_lightning.bundle import open_model
 from deepfake_lightning.data.feature_cache import FeatureStore
 from deepfake_lightning.data.images import load_rgb
 from deepfake_lightning.data.transforms import build_eval_transform
@@ -68,7 +68,7 @@ def test_cached_training_equals_live_training_for_a_frozen_encoder(tmp_path: Pat
     live = _train(tmp_path, "live", faces, [*common, "feature_cache.enabled=false"])
     cached = _train(tmp_path, "cached", faces, [*common, "feature_cache.enabled=true"])
     assert not (live / "feature_cache.json").exists() and (cached / "feature_cache.json").is_file()
-    nets = [load_detector_module(run / "checkpoints" / "last.ckpt").net.eval() for run in (live, cached)]
+    nets = [open_model(run / "checkpoints" / "last.ckpt").module.net.eval() for run in (live, cached)]
     head = [dict(net.head.named_parameters()) for net in nets]
     assert head[0].keys() == head[1].keys()
     for name in head[0]:
@@ -90,7 +90,7 @@ def test_cached_model_gives_the_same_logits_through_the_full_network(tmp_path: P
     the validation images through the checkpoint's whole network."""
     run = _train(tmp_path, "partial", faces, ["+recipe=partial", "model.backbone.tune_last_k=2", *VIT])
     stats = json.loads((run / "feature_cache.json").read_text())["splits"]["valid"]
-    module = load_detector_module(run / "checkpoints" / "best.ckpt")
+    module = open_model(run / "checkpoints" / "best.ckpt").module
     net = module.net.eval()
     point = cache_point(net)
     assert point is not None and point.describe() == {"kind": "block", "cut": 4}
