@@ -14,6 +14,8 @@ from deepfake_lightning.bench.images import folder_image_set
 from deepfake_lightning.bench.report import compute_ratios, targets, validate_rows
 from deepfake_lightning.bench.rows import ROW_FIELDS, Row
 from deepfake_lightning.data.index import index_folder
+from deepfake_lightning.models import build_detector
+from deepfake_lightning.models.tuning import layer_norms
 from tests.conftest import make_folder_tree, write_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +101,11 @@ def test_bench_recipes_rows_compare_each_encoder_recipe_with_full_fine_tuning(tm
     steps = {r["backend"]: r for r in rows if r["stage"] == "train_step"}
     assert list(steps) == ["baseline:tune=all", "tune=ln", "tune=last_k k=2, cached", "tune=frozen, cached"]
     head = 64 + 1
-    assert steps["tune=ln"]["extra"]["trainable_parameters"] == head + 12 * 2 * 64
+    vit = build_detector({"name": "timm:test_vit"}, {"enabled": False}, {"hidden": [], "dropout": [0.0]})
+    norms = sum(p.numel() for m in layer_norms(vit.backbone.features) for p in m.parameters())
+    assert (
+        steps["tune=ln"]["extra"]["trainable_parameters"] == head + norms
+    )  # which norms: tests/test_tuning.py
     assert steps["tune=frozen, cached"]["extra"]["trainable_parameters"] == head
     builds = [r["backend"] for r in rows if r["stage"] == "cache_build"]
     assert builds == [

@@ -44,6 +44,8 @@ def test_ln_tune_trains_exactly_the_layernorms_and_the_head() -> None:
         for norm in ("norm1", "norm2")
         for kind in ("weight", "bias")
     }
+    if isinstance(module.net.backbone.features.model.norm, torch.nn.LayerNorm):  # the final norm, where kept
+        norms |= {"backbone.features.model.norm.weight", "backbone.features.model.norm.bias"}
     assert trainable == norms | {"head.mlp.1.weight", "head.mlp.1.bias"}
     assert module.size()["trainable_parameters"] == sum(
         p.numel() for n, p in module.net.named_parameters() if n in trainable
