@@ -171,6 +171,10 @@ def test_feature_cache_settings_are_checked_at_start_up(compose_cfg, tmp_path: P
     recipe = ["+recipe=linear_probe"]
     with pytest.raises(ConfigError, match="feature_cache.views=2: cached views are augmented on the CPU"):
         validate_config(compose_cfg("train", [*recipe, "feature_cache.views=2", "data.augment_on=device"]))
+    with pytest.raises(
+        ConfigError, match="feature_cache.enabled=true: data.fakes=self_blend makes new fakes"
+    ):
+        validate_config(compose_cfg("train", [*recipe, "data.fakes=self_blend"]))
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     with pytest.raises(ConfigError, match="feature_cache.dir=.*a_file/cache.*: cannot create it"):

@@ -161,6 +161,9 @@ class FeatureCache:
                 "feature_cache.enabled=true: model.backbone.tune="
                 f"{getattr(net.backbone, 'tune', 'all')} has no frozen part to cache; expected tune=frozen or last_k"
             )
+        fakes = getattr(datamodule, "fakes", "dataset")
+        if fakes != "dataset":  # the loaders' items are not the index's files (data/self_blend.py)
+            raise ConfigError(f"feature_cache.enabled=true: data.fakes={fakes} cannot be cached; train live")
         augmented = split == "train" and self.views > 0
         store = FeatureStore(self.root, self._key(datamodule, net, point, augmented))
         datamodule.setup()

@@ -169,6 +169,12 @@ def validate_feature_cache(cfg: DictConfig) -> None:
             f"feature_cache.enabled=true: model.backbone.tune={tune} has no frozen part to cache; expected "
             "tune=frozen or last_k, or feature_cache.enabled=false"
         )
+    fakes = OmegaConf.select(cfg, "data.fakes", default="dataset")
+    if fakes != "dataset":
+        raise ConfigError(
+            f"feature_cache.enabled=true: data.fakes={fakes} makes new fakes every epoch, which a cache of fixed "
+            "images cannot hold; expected data.fakes=dataset, or feature_cache.enabled=false (train live)"
+        )
     if settings.views and OmegaConf.select(cfg, "data.augment_on", default="cpu") != "cpu":
         raise ConfigError(
             f"feature_cache.views={settings.views}: cached views are augmented on the CPU; expected "
