@@ -36,15 +36,15 @@ def _row(task: str = "inference", backend: str = "eager", throughput: float = 10
     return Row(task=task, backend=backend, throughput_img_s=throughput, **values)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def smoke_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bench")
+def _run_bench(out: Path, *overrides: str) -> None:
+    """`python -m deepfake_lightning.bench smoke=true threads=1 ...` writing into `out`, as a user runs it."""
     command = [
         sys.executable,
         "-m",
         "deepfake_lightning.bench",
         "smoke=true",
         "threads=1",
+        *overrides,
         f"output_dir={out}",
         f"cache_dir={out / 'cache'}",
         f"paths.log_dir={out / 'logs'}",
@@ -53,6 +53,12 @@ def smoke_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = os.environ | {"WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    _run_bench(out)
     return out
 
 
@@ -80,22 +86,7 @@ def test_smoke_bench_writes_valid_rows_with_baselines_and_ratios(smoke_report: P
 
 def test_bench_recipes_rows_compare_each_encoder_recipe_with_full_fine_tuning(tmp_path: Path) -> None:
     """`tasks=[recipes]` on a 6-block test ViT: a step per recipe and the cache's one-off forwards, with ratios."""
-    command = [
-        sys.executable,
-        "-m",
-        "deepfake_lightning.bench",
-        "smoke=true",
-        "threads=1",
-        "tasks=[recipes]",
-        "model.backbone.name=timm:test_vit",
-        f"output_dir={tmp_path}",
-        f"cache_dir={tmp_path / 'cache'}",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        f"hydra.run.dir={tmp_path / 'hydra'}",
-    ]
-    env = os.environ | {"WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _run_bench(tmp_path, "tasks=[recipes]", "model.backbone.name=timm:test_vit")
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
     assert validate_rows(rows) == []
     steps = {r["backend"]: r for r in rows if r["stage"] == "train_step"}
