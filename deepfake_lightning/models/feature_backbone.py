@@ -29,21 +29,22 @@ class FeatureBackbone(nn.Module):
         for index, param in enumerate(features.parameters()):
             param.requires_grad_(index >= freeze_first_n)
         self.tune, self.tune_last_k = "all", None  # models/tuning.py sets other recipes
-        self._kept_eval: list[nn.Module] = []
+        self._frozen_bn: list[nn.Module] = []  # BatchNorms whose parameters are all frozen
+        self._kept_eval: list[nn.Module] = []  # those and the recipe's frozen part (models/tuning.py)
         self.keep_frozen_in_eval()
 
     def keep_frozen_in_eval(self, modules: Sequence[nn.Module] = ()) -> None:
         """Keep `modules` (a frozen part: dropout, drop-path and norms fixed) and every BatchNorm whose parameters
         are all frozen in eval mode whatever the module's mode; called again when the frozen set changes."""
         # a BatchNorm without affine parameters has nothing to freeze and follows the module's mode
-        frozen_bn = [
+        self._frozen_bn = [
             module
             for module in self.features.modules()
             if isinstance(module, nn.modules.batchnorm._BatchNorm)
             and any(True for _ in module.parameters())
             and not any(p.requires_grad for p in module.parameters())
         ]
-        self._kept_eval = list(modules) + frozen_bn
+        self._kept_eval = list(modules) + self._frozen_bn
         self.train(self.training)
 
     def train(self, mode: bool = True) -> FeatureBackbone:
