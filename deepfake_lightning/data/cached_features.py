@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from deepfake_lightning.data.dataset import collate_skipping
@@ -53,6 +54,7 @@ def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
 
 def encoder_key(net: torch.nn.Module, point: CachePoint) -> dict[str, Any]:
     """What the frozen start computes: architecture, the frozen tensors, the cut, and the library versions."""
+    # lazy: timm costs more than torch to import (-X importtime); train imports this module for every run
     import timm
 
     backbone = net.backbone
@@ -288,8 +290,6 @@ def _image_sha256(path: str) -> str | None:
 
 def feature_cache_from_config(cfg: Any, output_dir: str | Path | None = None) -> FeatureCache | None:
     """The `feature_cache` node -> a `FeatureCache`, or None when it is disabled or absent."""
-    from omegaconf import OmegaConf
-
     node = OmegaConf.select(cfg, "feature_cache", default=None)
     if node is None:
         return None

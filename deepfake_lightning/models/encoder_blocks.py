@@ -129,6 +129,7 @@ def block_view(features: nn.Module, channels_last_output: bool = False) -> Block
     )
     if isinstance(features, nn.Sequential):  # torchvision MobileNetV2 `features`
         return ChainBlocks(list(features), output)
+    # lazy: timm costs more than torch to import (-X importtime); a MobileNetV2 backbone never needs it
     from timm.models import EfficientNetFeatures, FeatureListNet, VisionTransformer
 
     if type(features).__name__ == "FeatureGetterNet" and isinstance(features.model, VisionTransformer):
