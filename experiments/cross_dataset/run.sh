@@ -15,10 +15,19 @@ PY=${PYTHON:-.venv/bin/python}
 SHARED=${SHARED:-../shared/data}
 QUIET=("~callbacks.rich_progress_bar" "+trainer.enable_progress_bar=false")
 SCRATCH="model.backbone.weights=null model.backbone.freeze_first_n=0"
-FFHQ="+experiment=ffhq_stylegan data.root=$SHARED/ffhq_stylegan data.image_size=160 trainer.max_epochs=10"
-DFDC="+experiment=dfdc_faces data.root=$SHARED/dfdc_faces data.image_size=128 trainer.max_epochs=4"
-LFW="+experiment=lfw_faceswap data.root=$SHARED/lfw_faceswap data.image_size=160 trainer.max_epochs=10"
+# each set's data node; the MobileNetV2 rows add their CPU-sized image size and epochs (chosen on validation)
+FFHQ_SET="+experiment=ffhq_stylegan data.root=$SHARED/ffhq_stylegan"
+DFDC_SET="+experiment=dfdc_faces data.root=$SHARED/dfdc_faces"
+LFW_SET="+experiment=lfw_faceswap data.root=$SHARED/lfw_faceswap"
+FFHQ="$FFHQ_SET data.image_size=160 trainer.max_epochs=10"
+DFDC="$DFDC_SET data.image_size=128 trainer.max_epochs=4"
+LFW="$LFW_SET data.image_size=160 trainer.max_epochs=10"
 SBI="data.fakes=self_blend"
+# the DINOv2-S encoder (docs/encoders.md) with the recipe that won on ffhq_stylegan's validation split (README)
+ENC="model.backbone.name=timm:vit_small_patch14_dinov2 model.backbone.weights=dinov2_vits14 data.image_size=112"
+DINO="$ENC +recipe=partial"
+# self-blend fakes are drawn anew each epoch, so the encoder trains live (no feature cache)
+DINO_SBI="$ENC +recipe=partial feature_cache.enabled=false trainer.max_epochs=8"  # live: 8 epochs is the CPU budget
 
 # id | row name (it names the sets the row trained on: the matrix counts those as seen) | train overrides
 ROWS=(
@@ -31,6 +40,15 @@ ROWS=(
   "ffhq_stylegan_sbi|ffhq_stylegan reals (self-blend)|$FFHQ $SBI"
   "dfdc_faces_sbi|dfdc_faces reals (self-blend)|$DFDC $SBI"
   "lfw_faceswap_sbi|lfw_faceswap reals (self-blend)|$LFW $SBI"
+  "ffhq_stylegan_dino|ffhq_stylegan (DINOv2-S partial)|$FFHQ_SET $DINO"
+  "dfdc_faces_dino|dfdc_faces (DINOv2-S partial)|$DFDC_SET $DINO"
+  "lfw_faceswap_dino|lfw_faceswap (DINOv2-S partial)|$LFW_SET $DINO"
+  "ffhq_stylegan_sbi_dino|ffhq_stylegan reals (self-blend, DINOv2-S partial)|$FFHQ_SET $SBI $DINO_SBI"
+  # leave one dataset out (docs/multi_source.md): two sets in one data module, the third never seen; rows with
+  # dfdc_faces take its CPU budget (128 px, 4 epochs), the other the ffhq/lfw one (160 px, 10 epochs)
+  "lodo_ffhq_stylegan|multi: dfdc_faces+lfw_faceswap|+experiment=lodo data.held_out=ffhq_stylegan data.image_size=128 trainer.max_epochs=4"
+  "lodo_dfdc_faces|multi: ffhq_stylegan+lfw_faceswap|+experiment=lodo data.held_out=dfdc_faces data.image_size=160 trainer.max_epochs=10"
+  "lodo_lfw_faceswap|multi: ffhq_stylegan+dfdc_faces|+experiment=lodo data.held_out=lfw_faceswap data.image_size=128 trainer.max_epochs=4"
 )
 
 # every test set as its own data node: the split of its training run (seeded, grouped where it has groups)
