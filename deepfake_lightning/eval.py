@@ -23,6 +23,7 @@ from deepfake_lightning.evaluation.eval_setup import (
     write_evaluation_bundle,
 )
 from deepfake_lightning.evaluation.explanations import write_explanations
+from deepfake_lightning.evaluation.per_group import carried_columns, report_by
 from deepfake_lightning.evaluation.report import write_report
 from deepfake_lightning.evaluation.robustness import evaluate_robustness, write_robustness
 from deepfake_lightning.evaluation.test_outputs import collected_predictions, write_test_outputs
@@ -60,9 +61,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     extra = {"checkpoint": str(cfg.ckpt_path), "model": module.size(), "data": datamodule.counts()}
     datamodule.write_split_manifest(output_dir / "splits.csv")
     extra["calibration"] = calibration
-    columns = _carried_columns(aggregation, datamodule, list(module.test_outputs.get("path", [])))
+    paths = list(module.test_outputs.get("path", []))
+    columns = {**carried_columns(datamodule), **_carried_columns(aggregation, datamodule, paths)}
     results = write_test_outputs(
-        module, output_dir, extra, temperature, threshold, columns, aggregation=aggregation
+        module,
+        output_dir,
+        extra,
+        temperature,
+        threshold,
+        columns,
+        aggregation=aggregation,
+        report_by=report_by(datamodule),
     )
     write_evaluation_bundle(cfg, model, calibration, results, output_dir, validation_scores)
 

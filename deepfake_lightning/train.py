@@ -26,6 +26,7 @@ from deepfake_lightning.data.cached_features import feature_cache_from_config, s
 from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
 from deepfake_lightning.distributed.requeue import requeued_checkpoint
 from deepfake_lightning.evaluation.calibrate_run import calibrate_predictions, uncalibrated
+from deepfake_lightning.evaluation.per_group import carried_columns, report_by
 from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
 from deepfake_lightning.evaluation.training_data import data_config_name
@@ -102,7 +103,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if trainer.is_global_zero:
             extra = {"checkpoint": best, **info, "calibration": calibration}
             scaling = calibration["temperature"], calibration["threshold"]
-            results["test"] = write_test_outputs(trainer.lightning_module, output_dir, extra, *scaling)
+            columns, by = carried_columns(datamodule), report_by(datamodule)
+            results["test"] = write_test_outputs(
+                trainer.lightning_module, output_dir, extra, *scaling, columns, report_by=by
+            )
     if trained is not None:
         scores = score_distribution(validation["logit"]) if validation is not None else None
         bundle = _write_bundle(cfg, trained, calibration, info["data"], results.get("test"), scores)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-EXPERIMENTS = ["advanced_v2", "fast", "faceswap_scratch", "ffhq_stylegan", "dfdc_faces", "lfw_faceswap"]
+EXPERIMENTS = [
+    "advanced_v2",
+    "fast",
+    "faceswap_scratch",
+    "ffhq_stylegan",
+    "dfdc_faces",
+    "lfw_faceswap",
+    "lodo",
+]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -13,6 +21,8 @@ def test_experiment_composes(compose_cfg, experiment: str) -> None:
     overrides = [f"+experiment={experiment}"]
     if experiment == "faceswap_scratch":
         overrides.append("data.root=/tmp")
+    if experiment == "lodo":
+        overrides.append("data.held_out=dfdc_faces")
     cfg = compose_cfg("train", overrides, tiny=False)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert resolved["model"]["_target_"].endswith("DetectorModule")

@@ -217,8 +217,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         # one (epoch_sampler.py); the loader's own generator keeps iterator creation off the global RNG
         sampler = None
         if train:
-            sampler = epoch_sampler(len(dataset), getattr(self, "trainer", None), self._resume_train_epoch)
-            self.train_sampler = sampler
+            sampler = self.train_sampler = self._train_sampler(len(dataset))
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -231,6 +230,10 @@ class DeepfakeDataModule(L.LightningDataModule):
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
         )
+
+    def _train_sampler(self, n: int) -> EpochSampler:
+        """Every training image once per epoch, in an order drawn from (seed, epoch); `data=multi` mixes sources."""
+        return epoch_sampler(n, getattr(self, "trainer", None), self._resume_train_epoch)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: the training epoch to start at when resuming (see ``epoch_sampler``)."""

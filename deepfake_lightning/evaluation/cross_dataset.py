@@ -20,6 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 from deepfake_lightning.evaluation.calibration import apply_temperature
 from deepfake_lightning.evaluation.markdown import cross_dataset_markdown, operating_point_note
 from deepfake_lightning.evaluation.metrics import compute_metrics
+from deepfake_lightning.evaluation.per_group import (
+    carried_columns,
+    column_values,
+    per_value_results,
+    report_by,
+)
 from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.predictions import write_predictions_csv
 
@@ -73,11 +79,14 @@ def evaluate_set(
     preds = predict_logits(module, datamodule.test_dataloader(), device)
     p_fake = apply_temperature(preds["logit"], temperature)
     results = compute_metrics(p_fake, preds["label"], threshold=threshold, n_bootstrap=n_bootstrap)
+    rows = column_values(preds["path"], carried_columns(datamodule))  # data=multi: per source too
+    by = report_by(datamodule)
+    results.update(per_value_results(rows, by, p_fake, preds["label"], threshold, n_bootstrap=n_bootstrap))
     results.update(
         temperature=float(temperature), root=str(data_node.get("root", "")), skipped=len(preds["skipped"])
     )
     if predictions_csv is not None:
-        write_predictions_csv(predictions_csv, preds["path"], preds["label"], preds["logit"], p_fake)
+        write_predictions_csv(predictions_csv, preds["path"], preds["label"], preds["logit"], p_fake, rows)
     return results
 
 

@@ -2,8 +2,8 @@
 
 Keeping raw logits next to p_fake lets any report be recomputed -- re-calibrated, re-thresholded,
 bootstrapped -- without re-running the model. A column carried from the data (a labels-CSV column such as
-``video``, through `DeepfakeDataModule.labels_csv_column`) follows the four, so group-level scores can be
-recomputed from the file too.
+``video``, through `DeepfakeDataModule.labels_csv_column`, or ``source`` under ``data=multi``) follows the four,
+so group-level and per-source scores can be recomputed from the file too.
 """
 
 from __future__ import annotations

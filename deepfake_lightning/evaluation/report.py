@@ -18,12 +18,14 @@ from omegaconf import OmegaConf
 
 from deepfake_lightning.bundle import run_calibration
 from deepfake_lightning.evaluation.markdown import (
+    SUMMARY_HEADERS,
     cross_dataset_markdown,
     fmt,
     fmt_ci,
     markdown_table,
     operating_point_note,
     robustness_markdown,
+    summary_cells,
     value_of,
 )
 
@@ -258,6 +260,22 @@ def calibration_section(run_dir: Path, results: Mapping[str, Any], calibration: 
     return "\n".join(lines) + "\n\n" + figures
 
 
+def per_value_section(results: Mapping[str, Any]) -> str:
+    """``per_<column>`` results (``per_source`` under ``data=multi``): one row per value, then the pooled row."""
+    sections = []
+    for key, groups in results.items():
+        if not key.startswith("per_") or not isinstance(groups, Mapping):
+            continue
+        column = key.removeprefix("per_")
+        rows = [[name, *summary_cells(res)] for name, res in {**groups, "pooled": results}.items()]
+        sections.append(
+            f"## Per {column}\n\nThe test metrics of each {column}'s images alone, at the same temperature and "
+            f"threshold; the pooled row is all of them (`test_results.json` `{key}`).\n\n"
+            + markdown_table((column, *SUMMARY_HEADERS), rows)
+        )
+    return "\n".join(sections)
+
+
 def cross_dataset_section(run_dir: Path) -> str:
     data = _read_json(run_dir / "cross_dataset.json")
     if not data:
@@ -315,6 +333,7 @@ def build_report(run_dir: str | Path) -> str:
         training_section(run_dir, train_dir),
         results_section(run_dir, results, calibration),
         group_level_sections(run_dir, results),
+        per_value_section(results),
         confusion_section(run_dir, results),
         calibration_section(run_dir, results, calibration),
         cross_dataset_section(run_dir),

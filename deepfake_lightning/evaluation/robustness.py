@@ -54,10 +54,8 @@ def evaluate_robustness(
     clean = datamodule.test_dataloader().dataset
     rows = []
     for name, severity in corruption_grid(corruptions):
-        dataset = copy.copy(clean)
-        dataset.transform = CorruptedTransform(name, severity, clean.transform, seed)
         loader = DataLoader(
-            dataset,
+            corrupted(clean, name, severity, seed),
             batch_size=datamodule.batch_size,
             num_workers=datamodule.num_workers,
             collate_fn=collate_skipping,
@@ -70,6 +68,17 @@ def evaluate_robustness(
         rows.append({"corruption": name, "severity": severity, **metrics})
         log.info("robustness %s %s: AUROC %.4f", name, severity, metrics["auroc"]["value"])
     return rows
+
+
+def corrupted(dataset: Any, name: str, severity: float, seed: int) -> Any:
+    """A copy of the test dataset whose decoded images are corrupted before its own transform; a concatenation
+    of sources (`data=multi`, each with its own transform) is corrupted part by part."""
+    parts = getattr(dataset, "datasets", None)
+    if parts is not None:
+        return type(dataset)([corrupted(part, name, severity, seed) for part in parts])
+    copied = copy.copy(dataset)
+    copied.transform = CorruptedTransform(name, severity, dataset.transform, seed)
+    return copied
 
 
 def write_robustness(

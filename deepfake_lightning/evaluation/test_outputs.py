@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from deepfake_lightning.evaluation.aggregate import level_key
 from deepfake_lightning.evaluation.calibration import apply_temperature, binary_nll
 from deepfake_lightning.evaluation.group_outputs import write_group_outputs
 from deepfake_lightning.evaluation.metrics import compute_metrics, expected_calibration_error
+from deepfake_lightning.evaluation.per_group import column_values, per_value_results
 from deepfake_lightning.evaluation.plots import (
     plot_confusion_matrix,
     plot_performance_summary,
@@ -57,13 +58,16 @@ def write_test_outputs(
     columns: Mapping[str, Mapping[str, str]] | None = None,
     *,
     aggregation: EvalSettings | None = None,
+    report_by: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Writes ``test_results.json``, ``predictions.csv``, the PNGs and ``REPORT.md``; returns the results.
 
     ``temperature`` and ``threshold`` come from validation (``calibration.json``), never from these labels;
     ``threshold=None`` falls back to the module's configured threshold. ``columns`` (``{column: {path:
     value}}``, e.g. a labels-CSV ``video`` column) are written beside each prediction; with
-    ``aggregation.aggregate_by`` naming one of them, its groups are also scored as a whole (``<column>_level``).
+    ``aggregation.aggregate_by`` naming one of them, its groups are also scored as a whole (``<column>_level``);
+    each column of ``report_by`` (``source`` under ``data=multi``) gets metrics per value, ``per_<column>``
+    (`per_group.py`).
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -74,9 +78,8 @@ def write_test_outputs(
     results = compute_metrics(p_fake, labels, threshold=threshold)
     results["temperature"] = float(temperature)
     results["uncalibrated"] = uncalibrated_scores(preds["logit"], labels)
-    carried = {
-        name: [values.get(path, "") for path in preds["path"]] for name, values in (columns or {}).items()
-    }
+    carried = column_values(preds["path"], columns or {})
+    results.update(per_value_results(carried, report_by, p_fake, labels, threshold))
     if aggregation is not None and aggregation.aggregate_by:
         column = aggregation.aggregate_by
         if column not in carried:

@@ -23,6 +23,7 @@ from deepfake_lightning.utils.config_schema import (
     ConfigError,
     FeatureCacheSettings,
     ModelSettings,
+    MultiDataSettings,
     Settings,
     StreamingDataSettings,
     SyntheticDataSettings,
@@ -56,6 +57,9 @@ def validate_data(cfg: DictConfig) -> None:
     if issubclass(schema, StreamingDataSettings):
         validate_shards(cfg)
         return
+    if issubclass(schema, MultiDataSettings):
+        validate_sources(cfg)
+        return
     root = OmegaConf.select(cfg, "data.root", default=None)
     if root is not None and not Path(root).is_dir():
         raise ConfigError(
@@ -82,6 +86,17 @@ def require_litdata(what: str) -> None:
     """Shards are written and read by LitData, an optional dependency (the `streaming` extra)."""
     if importlib.util.find_spec("litdata") is None:
         raise ConfigError(f"{what} needs the litdata package: pip install 'deepfake_lightning[streaming]'")
+
+
+def validate_sources(cfg: DictConfig) -> None:
+    """`data=multi`: each source's folders and files, checked as its own data config, its errors named so."""
+    from deepfake_lightning.data.multi_sources import source_key, source_nodes
+
+    for name, node in source_nodes(cfg.data).items():
+        try:
+            validate_data(OmegaConf.create({"data": node}))
+        except ConfigError as err:
+            raise ConfigError(source_key(name, str(err))) from None
 
 
 def validate_grouping(cfg: DictConfig) -> None:
