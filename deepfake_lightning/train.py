@@ -30,6 +30,7 @@ from deepfake_lightning.evaluation.per_group import carried_columns, report_by
 from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
 from deepfake_lightning.evaluation.training_data import data_config_name
+from deepfake_lightning.update import prepare_update, score_before, write_forgetting
 from deepfake_lightning.utils.config_validation import ConfigError, validate_config
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import instantiate_group, resolve_precision, run_task, seed
@@ -47,6 +48,7 @@ def _require_checkpoint_to_test(cfg: DictConfig) -> None:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
+    update = prepare_update(cfg)  # +experiment=update: ckpt_path is weights to fine-tune, not a resume
     validate_config(cfg)
     _require_checkpoint_to_test(cfg)
     resolve_precision(cfg)
@@ -54,7 +56,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     if is_rank_zero():  # DDP ranks > 0 run this too, in the same dir
         (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    ckpt_path = cfg.get("ckpt_path")
+    ckpt_path = None if update else cfg.get("ckpt_path")
     if ckpt_path == "last":
         ckpt_path = str(find_last_checkpoint(cfg.paths.log_dir, exclude=output_dir))
         log.info("%s %s", "resuming from" if cfg.get("train") else "testing", ckpt_path)
@@ -63,7 +65,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, _recursive_=False)
-    if ckpt_path is not None:  # a clear CheckpointError for a damaged, foreign or code-running file
+    if update:
+        update.load_weights(model)
+    elif ckpt_path is not None:  # a clear CheckpointError for a damaged, foreign or code-running file
         check_resumable(ckpt_path, model, resume=bool(cfg.get("train")))
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate(
@@ -77,6 +81,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.write_split_manifest(output_dir / "splits.csv")
     log.info("model: %s", info["model"])
 
+    if update and cfg.get("test") and trainer.is_global_zero:
+        score_before(update, model, datamodule, trainer.strategy.root_device)
     if cfg.get("train"):  # with feature_cache.enabled, fit's train/valid batches are cached frozen features
         with serving(datamodule, feature_cache_from_config(cfg, output_dir)):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -107,6 +113,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             results["test"] = write_test_outputs(
                 trainer.lightning_module, output_dir, extra, *scaling, columns, report_by=by
             )
+            if update:  # update.json/.md: each set's test AUROC before and after (forgetting)
+                results["update"] = write_forgetting(update, output_dir)
     if trained is not None:
         scores = score_distribution(validation["logit"]) if validation is not None else None
         bundle = _write_bundle(cfg, trained, calibration, info["data"], results.get("test"), scores)
@@ -127,7 +135,7 @@ def _write_bundle(
     """A trained checkpoint gets `best.ckpt.json` beside it; a given one (``train=false``) is described in
     this run's `bundle.json`, keeping the training data its own bundle records."""
     output_dir = Path(cfg.paths.output_dir)
-    name = data_config_name()
+    name = cfg.get("data_name") or data_config_name()  # an update's data is multi whatever data= said
     training = None  # train=false: the given checkpoint's own record
     if cfg.get("train"):
         training = training_data_summary(OmegaConf.to_container(cfg.data, resolve=True), name, counts)

@@ -13,6 +13,7 @@ EXPERIMENTS = [
     "dfdc_faces",
     "lfw_faceswap",
     "lodo",
+    "update",
 ]
 
 

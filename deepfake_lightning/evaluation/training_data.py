@@ -25,7 +25,7 @@ from deepfake_lightning.utils.config_validation import ConfigError
 log = logging.getLogger(__name__)
 
 
-def _task_overrides() -> list[Override] | None:
+def task_overrides() -> list[Override] | None:
     """The command-line overrides of this Hydra job; None when not run by Hydra (nothing to tell from)."""
     if not HydraConfig.initialized():
         return None
@@ -44,14 +44,18 @@ def _training_data(cfg: DictConfig, model: LoadedModel) -> TrainingConfig:
     return found
 
 
+def data_given(overrides: list[Override] | None) -> bool:
+    """Whether the command line selects a data config (``data=NAME``); without Hydra, assume it does."""
+    return overrides is None or any(
+        o.key_or_group == "data" or o.key_or_group.startswith("data/") for o in overrides
+    )
+
+
 def adopt_training_data(cfg: DictConfig, model: LoadedModel) -> str:
     """Replace ``cfg.data`` by the checkpoint's training data config unless ``data=`` was given; returns the
     name of the data config used (also set as ``cfg.data_name``) and logs where it came from."""
-    overrides = _task_overrides()
-    explicit = overrides is None or any(
-        o.key_or_group == "data" or o.key_or_group.startswith("data/") for o in overrides
-    )
-    if explicit:
+    overrides = task_overrides()
+    if data_given(overrides):
         name = data_config_name()
         log.info("data: data=%s, as given (root %s)", name, OmegaConf.select(cfg, "data.root", default="?"))
         _set_name(cfg, name)

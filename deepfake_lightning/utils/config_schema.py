@@ -451,6 +451,15 @@ class MultiDataSettings(DataSettings):
         return checked
 
 
+class UpdateSettings(Settings):
+    """`update.*` of `+experiment=update`: fine-tune a trained detector on new data (`deepfake_lightning/update`)."""
+
+    config_key: ClassVar[str] = "update"
+    replay_fraction: float = Field(
+        0.2, ge=0, lt=1, description="a number in [0, 1) (the old data's share of every training epoch)"
+    )
+
+
 # --- model ------------------------------------------------------------------------------------------------------
 
 
