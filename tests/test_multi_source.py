@@ -142,6 +142,7 @@ def test_held_out_sources_serve_only_their_test_split(two_sets) -> None:
         ({"a": {"root": "GROUPED"}}, {"held_out": "b"}, "data.held_out='b': 'b' is not a source"),
         ({"a": {"root": "GROUPED"}}, {"held_out": "a"}, "holds out every source"),
         ({"a": {"root": "GROUPED"}}, {"mix": "even"}, "data.mix='even': expected concat, equal or"),
+        ({"a": {"sources": "x"}}, {}, "data.sources.a.sources: a source cannot itself hold sources"),
     ],
 )
 def test_bad_sources_are_named_at_start(compose_cfg, two_sets, sources, extra, message) -> None:

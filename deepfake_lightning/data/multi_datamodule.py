@@ -61,6 +61,9 @@ class MultiSourceDataModule(DeepfakeDataModule):
     serve only their test split (leave-one-dataset-out)."""
 
     config_schema = MultiDataSettings
+    report_by = (
+        SOURCE_COLUMN,
+    )  # test metrics per value of these columns, beside the pooled ones (per_group.py)
 
     def __init__(
         self,
@@ -173,8 +176,6 @@ class MultiSourceDataModule(DeepfakeDataModule):
             for column, values in getattr(child, "carried_columns", dict)().items():
                 columns.setdefault(column, {}).update(values)
         return columns
-
-    report_by = (SOURCE_COLUMN,)  # test metrics per value of these columns, beside the pooled ones
 
     def labels_csv_column(self, column: str, paths: Sequence[str], key: str) -> dict[str, str]:
         """`{path: value}` of a labels-CSV column (``eval.aggregate_by=video``), each path asked of its own source;

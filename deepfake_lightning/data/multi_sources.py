@@ -49,8 +49,17 @@ def shared_settings(data: Mapping[str, Any]) -> dict[str, Any]:
 def source_node(name: str, own: Mapping[str, Any] | None, shared: Mapping[str, Any]) -> dict[str, Any]:
     """Folder defaults (unless the source names its own ``_target_``), the shared settings, its own keys."""
     own = plain(own) if own is not None else None
+    if hasattr(own, "setup"):  # a data module already: Hydra instantiated the source's own _target_
+        raise ConfigError(
+            f"data.sources.{name}: built by Hydra before the multi-source module could add the shared keys; "
+            "set data._recursive_=false (conf/data/multi.yaml does)"
+        )
     if not isinstance(own, Mapping):
         raise ConfigError(f"data.sources.{name}={own!r}: expected a mapping such as {{root: DIR}}")
+    if "sources" in own:
+        raise ConfigError(
+            f"data.sources.{name}.sources: a source cannot itself hold sources; list them all in data.sources"
+        )
     fixed = [key for key in own if key in SHARED_ONLY]
     if fixed:
         raise ConfigError(
