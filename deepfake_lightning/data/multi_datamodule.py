@@ -61,9 +61,8 @@ class MultiSourceDataModule(DeepfakeDataModule):
     serve only their test split (leave-one-dataset-out)."""
 
     config_schema = MultiDataSettings
-    report_by = (
-        SOURCE_COLUMN,
-    )  # test metrics per value of these columns, beside the pooled ones (per_group.py)
+    # test metrics per value of these columns, beside the pooled ones (per_group.py)
+    report_by = (SOURCE_COLUMN,)
 
     def __init__(
         self,
