@@ -254,8 +254,13 @@ def test_lodo_composes_and_a_tiny_run_scores_the_held_out_set(compose_cfg, tmp_p
     assert {name: m["n"] for name, m in per_source.items()} == {name: 8 for name in LODO_SETS}
     splits = _rows(run / "splits.csv")
     assert {r["split"] for r in splits if r["source"] == "lfw_faceswap"} == {"test"}
-    write_lodo([run], tmp_path / "table")
-    row = json.loads((tmp_path / "table" / "lodo.json").read_text())["rows"][0]
+    failed = tmp_path / "failed_job"  # a multirun job that failed is listed, not tabulated
+    failed.mkdir()
+    (failed / "error.json").write_text('{"status": "failed"}')
+    write_lodo([run, failed], tmp_path / "table")
+    table = json.loads((tmp_path / "table" / "lodo.json").read_text())
+    assert table["failed"] == [str(failed)] and len(table["rows"]) == 1
+    row = table["rows"][0]
     assert row["name"] == "multi: ffhq_stylegan+dfdc_faces" and row["held_out"] == ["lfw_faceswap"]
     assert row["auroc"]["lfw_faceswap"] == per_source["lfw_faceswap"]["auroc"]
     assert (

@@ -80,16 +80,21 @@ def lodo_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def write_lodo(paths: Sequence[str | Path], out: str | Path) -> Path:
-    rows = [lodo_row(run) for run in _run_dirs(paths)]
+    """A job that failed (its `error.json`) is listed under ``failed`` and left out of the table; any other run
+    without results is an error."""
+    runs = _run_dirs(paths)
+    failed = [str(run) for run in runs if (run / "error.json").is_file()]
+    rows = [lodo_row(run) for run in runs if str(run) not in failed]
     if not rows:
-        raise FileNotFoundError(f"no run dirs in {list(map(str, paths))}")
+        raise FileNotFoundError(f"no finished run dirs in {list(map(str, paths))} (failed: {failed})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "lodo.json").write_text(json.dumps({"rows": rows}, indent=2, default=float))
+    (out / "lodo.json").write_text(json.dumps({"rows": rows, "failed": failed}, indent=2, default=float))
     note = (
         "Each row trained on the sets it names and was tested once on every set's test split (95% bootstrap "
         "CIs); the held-out set was never seen in training or validation.\n"
     )
+    note += "".join(f"\nFailed, not in the table: `{run}` (its error.json).\n" for run in failed)
     (out / "lodo.md").write_text("# Leave one dataset out\n\n" + lodo_markdown(rows) + "\n" + note)
     return out / "lodo.md"
 
