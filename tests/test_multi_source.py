@@ -174,6 +174,17 @@ def test_mix_names_training_sources_once(two_sets) -> None:
         assert message in str(err.value)
 
 
+def test_a_labels_csv_column_is_read_from_each_images_own_source(two_sets) -> None:
+    """eval.aggregate_by=source_video on data=multi: each path's value comes from its source's labels CSV."""
+    dm = _module(two_sets)
+    dm.setup()
+    grouped = [path for path, _ in dm.index["test"] if dm.source_of[path] == "grouped"]
+    values = dm.labels_csv_column("source_video", grouped, "eval.aggregate_by")
+    assert set(values) == set(grouped) and all(v.startswith("video") for v in values.values())
+    with pytest.raises(DatasetLayoutError, match="eval.aggregate_by"):  # plain has no labels CSV
+        dm.labels_csv_column("source_video", [], "eval.aggregate_by")
+
+
 def test_a_file_in_two_sources_is_refused(two_sets) -> None:
     grouped, _ = two_sets
     dm = MultiSourceDataModule({"a": {"root": str(grouped)}, "b": {"root": str(grouped)}}, num_workers=0)
