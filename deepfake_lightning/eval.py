@@ -69,7 +69,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         extra,
         temperature,
         threshold,
-        columns,
+        columns=columns,
         aggregation=aggregation,
         report_by=report_by(datamodule),
     )

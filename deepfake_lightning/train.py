@@ -109,9 +109,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if trainer.is_global_zero:
             extra = {"checkpoint": best, **info, "calibration": calibration}
             scaling = calibration["temperature"], calibration["threshold"]
-            columns, by = carried_columns(datamodule), report_by(datamodule)
-            results["test"] = write_test_outputs(
-                trainer.lightning_module, output_dir, extra, *scaling, columns, report_by=by
+            results["test"] = write_test_outputs(  # data=multi: `source` carried, metrics per source
+                trainer.lightning_module,
+                output_dir,
+                extra,
+                *scaling,
+                columns=carried_columns(datamodule),
+                report_by=report_by(datamodule),
             )
             if update:  # update.json/.md: each set's test AUROC before and after (forgetting)
                 results["update"] = write_forgetting(update, output_dir)

@@ -17,7 +17,7 @@ from deepfake_lightning.data import DatasetLayoutError, MultiSourceDataModule
 from deepfake_lightning.eval import evaluate
 from deepfake_lightning.evaluation.metrics import METRIC_NAMES, compute_metrics
 from deepfake_lightning.evaluation.predictions import read_predictions_csv
-from deepfake_lightning.sweeps.lodo import write_lodo
+from deepfake_lightning.sweeps import lodo
 from deepfake_lightning.train import train
 from deepfake_lightning.utils.config_validation import ConfigError, validate_config
 from tests.conftest import REPO_ROOT, make_folder_tree
@@ -268,7 +268,10 @@ def test_lodo_composes_and_a_tiny_run_scores_the_held_out_set(compose_cfg, tmp_p
     failed = tmp_path / "failed_job"  # a multirun job that failed is listed, not tabulated
     failed.mkdir()
     (failed / "error.json").write_text('{"status": "failed"}')
-    write_lodo([run, failed], tmp_path / "table")
+    with pytest.raises(SystemExit, match="out=DIR RUN_OR_SWEEP_DIR"):  # no out=: the usage
+        lodo.main([str(run)])
+    # python -m deepfake_lightning.sweeps.lodo out=DIR RUN FAILED_JOB
+    lodo.main([f"out={tmp_path / 'table'}", str(run), str(failed)])
     table = json.loads((tmp_path / "table" / "lodo.json").read_text())
     assert table["failed"] == [str(failed)] and len(table["rows"]) == 1
     row = table["rows"][0]
