@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 from collections import Counter
 from pathlib import Path
@@ -11,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
-from deepfake_lightning.data import DatasetLayoutError, MultiSourceDataModule
+from deepfake_lightning.data import DatasetLayoutError, DeepfakeDataModule, MultiSourceDataModule
+from deepfake_lightning.data.multi_sources import source_nodes
 from deepfake_lightning.eval import evaluate
 from deepfake_lightning.evaluation.metrics import METRIC_NAMES, compute_metrics
 from deepfake_lightning.evaluation.predictions import read_predictions_csv
@@ -240,6 +242,19 @@ def test_eval_of_a_multi_source_model_scores_its_sources(multi_run) -> None:
     rows = json.loads((out / "robustness.json").read_text())["results"]
     assert [(r["corruption"], r["n"]) for r in rows] == [("clean", 12), ("jpeg", 12)]
     assert (out / "explanations.png").is_file()
+
+
+def test_lodo_sources_are_the_single_set_experiments_data(compose_cfg) -> None:
+    """Each +experiment=lodo source splits, re-encodes and self-blends as its own +experiment=SET does, so its
+    held-out cell compares with the cross-dataset matrix."""
+    lodo = source_nodes(compose_cfg("train", ["+experiment=lodo", "data.held_out=dfdc_faces"]).data)
+    keys = ("root", "group_by", "reencode_jpeg_quality", "split_seed", "split_ratios", "self_blend")
+    default = {k: p.default for k, p in inspect.signature(DeepfakeDataModule).parameters.items()}
+    for name in LODO_SETS:
+        alone = OmegaConf.to_container(compose_cfg("train", [f"+experiment={name}"]).data, resolve=True)
+        mine = {k: lodo[name].get(k, default[k]) for k in keys}  # a key not set: the module's default
+        mine["split_ratios"] = list(mine["split_ratios"])
+        assert mine == {k: alone[k] for k in keys}, name
 
 
 def test_lodo_composes_and_a_tiny_run_scores_the_held_out_set(compose_cfg, tmp_path: Path) -> None:
