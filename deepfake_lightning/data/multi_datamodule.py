@@ -27,7 +27,7 @@ from deepfake_lightning.data.datamodule import DeepfakeDataModule
 from deepfake_lightning.data.epoch_sampler import EpochSampler, run_seed, training_epoch
 from deepfake_lightning.data.index import SPLITS, DatasetLayoutError, Index, Sample
 from deepfake_lightning.data.leakage import report_leakage
-from deepfake_lightning.data.multi_sources import held_out_names, source_nodes
+from deepfake_lightning.data.multi_sources import check_sources, held_out_names, source_nodes
 from deepfake_lightning.data.source_mix import MixSampler, draws_per_source, source_shares
 from deepfake_lightning.data.split_checks import require_trainable, warn_single_class_splits
 from deepfake_lightning.data.split_manifest import write_split_manifest
@@ -74,6 +74,7 @@ class MultiSourceDataModule(DeepfakeDataModule):
     ) -> None:
         settings = {"sources": sources, "mix": mix, "epoch_size": epoch_size, "held_out": held_out, **shared}
         MultiDataSettings.check(settings)
+        check_sources(settings)
         self.source_configs = source_nodes(settings)
         self.held_out = held_out_names(settings)
         shared.setdefault("layout", "folder")

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from deepfake_lightning.utils.config_schema import ConfigError, plain
+from deepfake_lightning.utils.config_schema import ConfigError, DataSettings, import_target, plain
 
 MULTI_KEYS = ("sources", "mix", "epoch_size", "held_out")
 # one network sees every source (size, crop, normalisation); one loader serves them; leakage is checked once
@@ -105,3 +105,15 @@ def held_out_names(data: Mapping[str, Any]) -> list[str]:
     if known and set(known) <= set(names):
         raise ConfigError(f"data.held_out={value!r}: holds out every source, so nothing is left to train on")
     return names
+
+
+def check_sources(data: Mapping[str, Any]) -> None:
+    """``held_out`` and every source node against its own data schema (`DataSettings` for a folder source),
+    errors named ``data.sources.NAME.key``; no file is read (start-up checks the folders: `validate_sources`)."""
+    held_out_names(data)
+    for name, node in source_nodes(data).items():
+        schema = getattr(import_target(str(node["_target_"])), "config_schema", DataSettings)
+        try:
+            schema.check(node)
+        except ConfigError as err:
+            raise ConfigError(source_key(name, str(err))) from None

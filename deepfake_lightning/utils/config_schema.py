@@ -418,13 +418,15 @@ class ShardSettings(Settings):
     num_workers: int = Field(2, ge=1, le=256, description="an integer in 1..256")
     shuffle_seed: int = Field(0, ge=0, description="an integer >= 0")
     overwrite: bool = Field(False, description="true or false")
+
+
 MIXES = ("concat", "equal")
 
 
 class MultiDataSettings(DataSettings):
-    """`data=multi`: `MultiSourceDataModule`. The other `data.*` keys are shared by every source; each source
-    node is checked as the data config it would be alone (`data/multi_sources.py`), its errors named
-    ``data.sources.NAME.key``."""
+    """`data=multi`: `MultiSourceDataModule`: the multi keys and the shared ones. Each source node is checked as
+    the data config it would be alone, its errors named ``data.sources.NAME.key``, by
+    `data/multi_sources.check_sources` (here it would make this module import the data package)."""
 
     root: None = Field(None, description="absent (each source has its own data.sources.NAME.root)")
     layout: Literal[LAYOUTS] = Field("folder", description=words(LAYOUTS))
@@ -434,21 +436,6 @@ class MultiDataSettings(DataSettings):
     )
     epoch_size: Annotated[int, Field(ge=1)] | None = Field(None, description="null or an integer >= 1")
     held_out: str | list[str] | None = Field(None, description="null, a source name or a list of them")
-
-    @classmethod
-    def check(cls, values: Mapping[str, Any]) -> MultiDataSettings:
-        """The shared keys and the multi keys here, then every source node against its own schema."""
-        from deepfake_lightning.data.multi_sources import held_out_names, source_key, source_nodes
-
-        checked = super().check(values)
-        held_out_names(values)
-        for name, node in source_nodes(values).items():
-            schema = getattr(import_target(str(node["_target_"])), "config_schema", DataSettings)
-            try:
-                schema.check(node)
-            except ConfigError as err:
-                raise ConfigError(source_key(name, str(err))) from None
-        return checked
 
 
 class UpdateSettings(Settings):

@@ -90,8 +90,9 @@ def require_litdata(what: str) -> None:
 
 def validate_sources(cfg: DictConfig) -> None:
     """`data=multi`: each source's folders and files, checked as its own data config, its errors named so."""
-    from deepfake_lightning.data.multi_sources import source_key, source_nodes
+    from deepfake_lightning.data.multi_sources import held_out_names, source_key, source_nodes
 
+    held_out_names(cfg.data)
     for name, node in source_nodes(cfg.data).items():
         try:
             validate_data(OmegaConf.create({"data": node}))
