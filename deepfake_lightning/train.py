@@ -76,6 +76,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     info = {"model": model.size(), "data": datamodule.counts()}
+    if getattr(datamodule, "face_counts", None):  # data.face_crop: faces found, photos without one, the cache
+        info["face_crop"] = datamodule.face_counts
     if is_rank_zero():
         (output_dir / "model_info.json").write_text(json.dumps(info, indent=2))
         datamodule.write_split_manifest(output_dir / "splits.csv")

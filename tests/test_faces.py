@@ -187,7 +187,6 @@ def test_spec_round_trip_and_bad_values() -> None:
     spec = pipeline.spec()
     assert spec == {
         "detector": "haar", "min_face": 30, "detect_side": 640, "alignment": "box", "scale": 1.5, "size": 128,
-        "max_faces": None,
     }  # fmt: skip
     assert FacePipeline.from_spec(spec).spec() == spec
     with pytest.raises(ValueError, match="face detector 'dlib'"):

@@ -14,8 +14,8 @@ from PIL import Image
 
 from deepfake_lightning.bundle import BundleError, CheckpointError, manifest_path, open_model
 from deepfake_lightning.data.images import BadImageError
+from deepfake_lightning.faces import FACE_NOT_FOUND
 from deepfake_lightning.inference import Detector, EnsembleDetector, evaluate_ensemble, load_detector
-from deepfake_lightning.inference.faces import FACE_FOUND, FACE_NOT_FOUND, FaceCropper
 from deepfake_lightning.inference.inputs import ImageTooSmallError, expand_inputs
 from deepfake_lightning.utils.hashing import sha256_file
 from tests.fixtures_inference import face_like_image, save_image
@@ -79,7 +79,7 @@ def test_any_pil_mode_is_converted_to_rgb(detector: Detector, tmp_path: Path, mo
     [pred] = detector.predict(path)
     assert 0.0 <= pred.p_fake <= 1.0
     tensors, _ = detector.prepare(path, str(path))
-    assert tensors[0].shape == (3, 32, 32)
+    assert tensors[0].shape == (1, 3, 32, 32)  # one region: the whole image
 
 
 def test_exif_orientation_is_applied(detector: Detector, tmp_path: Path) -> None:
@@ -199,24 +199,15 @@ def test_bad_model_files(tmp_path: Path) -> None:
         Detector.load(junk, backend="tensorrt")
 
 
-def test_face_crop_on_a_real_face_and_fallback(lfw_dir: Path) -> None:
-    cropper = FaceCropper()
-    face_photo = next(iter(sorted((lfw_dir / "real").glob("*.jpg"))))
-    from deepfake_lightning.data.images import load_rgb
-
-    image = load_rgb(face_photo)
-    crop, status = cropper(image)
-    assert status == FACE_FOUND
-    assert crop.shape[0] < image.shape[0] and crop.shape[0] == crop.shape[1]
-    noise = face_like_image(7, size=120)
-    same, status = cropper(noise)
-    assert status == FACE_NOT_FOUND and same is noise
-
-
 def test_face_crop_status_is_recorded(tiny_ckpt: Path) -> None:
+    """No face: the whole image is scored (the same score as without a face pipeline) and says not_found."""
     detector = Detector.load(tiny_ckpt, face_crop=True)
-    [pred] = detector.predict(face_like_image(8, size=96))
+    image = face_like_image(8, size=96)
+    [pred] = detector.predict(image)
     assert pred.face == FACE_NOT_FOUND and pred.to_dict()["face"] == FACE_NOT_FOUND
+    assert pred.to_dict()["n_faces"] == 0 and pred.faces == []
+    assert pred.p_fake == pytest.approx(Detector.load(tiny_ckpt).predict(image)[0].p_fake, abs=1e-6)
+    assert detector.describe()["face_pipeline_source"] == "default"  # this model records no face pipeline
 
 
 def test_ensemble_is_the_mean_of_calibrated_members(

@@ -123,7 +123,7 @@ def test_serve_config_refuses_unknown_keys_and_checks_types() -> None:
 def test_gradcam_overlay_for_a_model_without_an_attention_map(detector: Detector) -> None:
     from deepfake_lightning.inference import explain
 
-    tensor = detector.prepare(IMAGES[0], "x")[0][0]
+    tensor = detector.prepare(IMAGES[0], "x")[0][0][0]  # first preprocessing, first (only) region
     assert explain.can_gradcam(detector)
     cam = explain.gradcam(detector, tensor, predicted=1)
     assert cam.shape == tuple(tensor.shape[1:]) and 0.0 <= cam.min() and cam.max() <= 1.0

@@ -169,3 +169,36 @@ def test_the_card_shows_the_live_score_drift(page: Page, server: ServerProcess, 
     page.wait_for_function(
         f"document.querySelector('#drift-body').innerText.includes({after!r})", timeout=30_000
     )
+
+
+def test_every_face_is_listed_with_its_box(
+    browser: Browser, tested_ckpt: Path, face: Path, tmp_path: Path
+) -> None:
+    """A server that crops faces: two faces side by side are both boxed on the image and listed in the table."""
+    import numpy as np
+    from PIL import Image
+
+    left, right = (np.asarray(Image.open(p).convert("RGB")) for p in sorted(FACES.iterdir())[:2])
+    two = tmp_path / "two_faces.png"
+    Image.fromarray(np.concatenate([left, right], axis=1)).save(two)
+    with ServerProcess(tested_ckpt, ["face_crop=true", "face_detector=centerface"]) as running:
+        api = httpx.post(
+            f"{running.url}/v1/predict", files={"file": (two.name, two.read_bytes())}, timeout=60
+        ).json()
+        context = browser.new_context(viewport={"width": 1100, "height": 820})
+        page = context.new_page()
+        page.goto(running.url + "/")
+        page.wait_for_selector("#card-body dl")
+        page.set_input_files("#file", str(two))
+        page.wait_for_selector("#faces:not([hidden])", timeout=60_000)
+        assert api["n_faces"] == 2 and page.inner_text("#p-fake") == f"{api['p_fake']:.4f}"
+        assert page.locator("#faces-table tbody tr").count() == 2
+        assert page.locator("#faces-boxes rect").count() == 2
+        cells = page.locator("#faces-table tbody tr").first.locator("td").all_inner_texts()
+        shown = [int(v) for v in cells[1].split(", ")]
+        assert all(abs(a - b) <= 0.5 for a, b in zip(shown, api["faces"][0]["box"], strict=True))
+        assert cells[4] == f"{api['faces'][0]['p_fake']:.4f}" and cells[3] == "landmarks"
+        assert "2 faces found" in page.inner_text("#face-note")
+        if os.environ.get("WEB_PAGE_FACES_SCREENSHOT"):
+            page.screenshot(path=os.environ["WEB_PAGE_FACES_SCREENSHOT"], full_page=True)
+        context.close()

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from deepfake_lightning.data.dataset import ImageDataset, collate_skipping
 from deepfake_lightning.data.device_augment import DEVICE_GROUPS, DeviceAugment
 from deepfake_lightning.data.epoch_sampler import EpochSampler, epoch_sampler
+from deepfake_lightning.data.face_crops import FaceCropper, detect_index
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.data.index import (
     SPLITS,
@@ -82,6 +83,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         max_per_class: int | None = None,
         fakes: str = "dataset",
         self_blend: Mapping[str, Any] | None = None,
+        face_crop: Mapping[str, Any] | None = None,
     ) -> None:
         arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
         DataSettings.check(arguments)
@@ -94,6 +96,9 @@ class DeepfakeDataModule(L.LightningDataModule):
         self.normalize = _plain(normalize) or IMAGENET_NORMALIZE
         self.split_ratios = list(split_ratios)
         self.self_blend = _plain(self_blend) or {}
+        self.face_crop = _plain(face_crop) or {}
+        self.face_cropper: FaceCropper | None = None
+        self.face_counts: dict[str, Any] = {}  # data.face_crop: faces found, photos without one, the cache
         self.device_augment = DeviceAugment(self.augment, self.normalize) if augment_on == "device" else None
         self.index: Index | None = None
         self.groups: dict[str, str] = {}  # path -> group, from the labels CSV's `group_by` column
@@ -128,6 +133,10 @@ class DeepfakeDataModule(L.LightningDataModule):
         index = self.build_index()
         if self.verify:
             index = self._verified(index)
+        if self.face_crop.get("enabled"):
+            index, self.face_cropper, self.face_counts = detect_index(
+                index, self.face_crop, self.on_bad_image, self.decoder
+            )
         for split, counts in describe(index).items():
             log.info("data %s: %d real, %d fake (%s)", split, counts["real"], counts["fake"], self.root)
         if self.fakes == "self_blend":  # fakes made from the reals of train (and valid): data/self_blend.py
@@ -205,7 +214,7 @@ class DeepfakeDataModule(L.LightningDataModule):
             args = (self.self_blend, self.split_seed, self.on_bad_image, self.decoder)
             return self_blend_dataset(self.index[split], split, self.root, transform, *args)
         require_trainable(self.index[split], split, self.root)
-        return ImageDataset(self.index[split], transform, self.on_bad_image, self.decoder)
+        return ImageDataset(self.index[split], transform, self.on_bad_image, self.decoder, self.face_cropper)
 
     def _loader(
         self, split: str, train: bool, dataset: Any = None, num_workers: int | None = None

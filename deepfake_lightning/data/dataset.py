@@ -24,6 +24,7 @@ class ImageDataset(Dataset):
         transform: Callable[[np.ndarray], torch.Tensor],
         on_bad_image: str = "skip",
         decoder: str = "auto",
+        crop: Callable[[str, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         DataSettings.check_value("on_bad_image", on_bad_image)
         DataSettings.check_value("decoder", decoder)
@@ -31,6 +32,9 @@ class ImageDataset(Dataset):
         self.transform = transform
         self.on_bad_image = on_bad_image
         self.decoder = decoder
+        self.crop = (
+            crop  # data.face_crop: the image's aligned face (data/face_crops.py), before the transform
+        )
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -45,8 +49,9 @@ class ImageDataset(Dataset):
 
     def _load(self, index: int, path: str, augment_seed: int | None) -> np.ndarray:
         """The decoded image of sample `index`, before the transform: where a subclass changes the image itself
-        (``self_blend.SelfBlendDataset`` blends fakes from reals)."""
-        return load_rgb(path, decoder=self.decoder)
+        (``self_blend.SelfBlendDataset`` blends fakes from reals); with `crop`, the image's aligned face."""
+        image = load_rgb(path, decoder=self.decoder)
+        return image if self.crop is None else self.crop(path, image)
 
 
 def transformed_sample(

@@ -119,8 +119,13 @@ def build_eval_transform(
     preprocess: str,
     normalize: Mapping[str, Any] | None,
     reencode_jpeg_quality: int | None = None,
+    face_crop: Mapping[str, Any] | None = None,
 ) -> _Pipeline:
-    """Deterministic; `build_eval_transform(**module.hparams["preprocessing"])` rebuilds it for inference."""
+    """Deterministic; `build_eval_transform(**module.hparams["preprocessing"])` rebuilds it for inference.
+
+    `face_crop` (the record of `data.face_crop`) is accepted and not applied here: faces are cut before the
+    transform, by the data module (data/face_crops.py) or inference's face pipeline (inference/face_regions.py).
+    """
     steps = _reencode(reencode_jpeg_quality) + _to_size(image_size, preprocess)
     return _Pipeline(A.Compose(steps + _finish(normalize)))
 

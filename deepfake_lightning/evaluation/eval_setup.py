@@ -41,6 +41,9 @@ def apply_checkpoint_preprocessing(cfg: DictConfig, model: LoadedModel) -> None:
         return
     with open_dict(cfg):
         for key, value in model.preprocessing.items():
+            current = cfg.data.get(key) if key in cfg.data else None
+            if isinstance(value, dict) and isinstance(current, DictConfig):  # face_crop: keep local keys
+                value = {**OmegaConf.to_container(current, resolve=True), **value}
             if key in cfg.data and OmegaConf.select(cfg, f"data.{key}") != value:
                 log.info("data.%s=%s from the checkpoint (config had %s)", key, value, cfg.data.get(key))
                 cfg.data[key] = value

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from deepfake_lightning.faces.types import Face
-
-ALIGN_MODES = ("landmarks", "box")
+from deepfake_lightning.faces.types import ALIGN_MODES, Face
 
 # The 5 points in a tight square face crop, as fractions of its side (x, y), LANDMARK_NAMES order: the
 # InsightFace/ArcFace 112-px reference, made left-right symmetric and rounded to 0.01.

@@ -61,9 +61,10 @@ class FacePipeline:
         self.max_faces = max_faces
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any], **runtime: Any) -> FacePipeline:
-        """The pipeline a `spec()` describes; `runtime` adds options that do not change faces (backend, threads)."""
-        unknown = set(spec) - {"detector", "alignment", "scale", "size", "max_faces", *_all_options()}
+    def from_spec(cls, spec: dict[str, Any], max_faces: int | None = None, **runtime: Any) -> FacePipeline:
+        """The pipeline a `spec()` describes. `max_faces` (how many faces, best first; None: all) and `runtime`
+        (backend, threads) change how many faces are used or how fast, not how each is cropped."""
+        unknown = set(spec) - {"detector", "alignment", "scale", "size", *_all_options()}
         if unknown:
             raise ValueError(f"face pipeline spec: unknown keys {sorted(unknown)}")
         name = spec.get("detector", DEFAULT_DETECTOR)
@@ -71,9 +72,10 @@ class FacePipeline:
         alignment = Alignment(
             spec.get("alignment", "landmarks"), spec.get("scale", 1.3), spec.get("size", 256)
         )
-        return cls(name, alignment, spec.get("max_faces"), **options, **runtime)
+        return cls(name, alignment, max_faces, **options, **runtime)
 
     def spec(self) -> dict[str, Any]:
+        """What decides each crop: the detector (and its thresholds), alignment, scale, size; JSON-ready."""
         described = self.detector.describe()
         options = {
             key: described[key] for key in SPEC_OPTIONS.get(self.detector.name, ()) if key in described
@@ -84,7 +86,6 @@ class FacePipeline:
             "alignment": self.alignment.mode,
             "scale": self.alignment.scale,
             "size": self.alignment.size,
-            "max_faces": self.max_faces,
         }
 
     def detect(self, image: np.ndarray) -> list[Face]:

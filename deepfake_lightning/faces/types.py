@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+ALIGN_MODES = ("landmarks", "box")  # onto the 5-point template (box without landmarks) | always a box crop
 # The order of the five landmarks (as seen in the image: "left" is the viewer's left).
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 

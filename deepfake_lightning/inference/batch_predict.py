@@ -29,18 +29,18 @@ from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_in
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.inference.decode_threads import thread_batches
-from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, label_of
+from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, label_of, per_image
 from deepfake_lightning.inference.row_writer import RowWriter
 from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
 
 COLUMNS = ("path", "p_fake", "label", "error")
-FACE_COLUMN = "face"
 MAX_AUTO_WORKERS = 4  # LFW-size JPEGs decode + resize at ~1600 img/s per core: 4 workers feed any CPU model
 DECODE_IN = ("auto", "threads", "processes")
 
 
 class FileDataset(Dataset):
-    """`{"index", "path", "inputs", "face"}` per readable file, `{"index", "path", "error"}` otherwise."""
+    """`{"index", "path", "inputs", "face"}` per readable file (`face`: its `FaceReport` or None; `inputs`: one
+    KxCxHxW tensor per preprocessing, K its faces or 1), `{"index", "path", "error"}` otherwise."""
 
     def __init__(self, paths: Sequence[str | Path], preparer: ImagePreparer, max_pixels: int) -> None:
         self.paths = [str(p) for p in paths]
@@ -68,17 +68,28 @@ def collate_prepared(items: list[dict[str, Any]]) -> dict[str, Any]:
     shared-memory block per preprocessing, not one block per image as well. `default_collate` stacks straight
     into shared memory in a worker (`stack_inputs` would stack, then copy the batch there to send it).
     """
-    good = [item.pop("inputs") for item in items if "error" not in item]
+    good = []
+    for item in items:
+        if "error" not in item:
+            good.append(item.pop("inputs"))
+            item["regions"] = int(good[-1][0].shape[0])
     if not good:
         return {"items": items, "inputs": None}
     if get_worker_info() is not None:  # a DataLoader worker process
-        return {
-            "items": items,
-            "inputs": [default_collate(list(column)) for column in zip(*good, strict=True)],
-        }
+        return {"items": items, "inputs": [_cat_shared(list(column)) for column in zip(*good, strict=True)]}
     # in this process (decode threads, num_workers=0): numpy's single-threaded copy, not torch's intra-op pool
-    stacked = [np.stack([t.numpy() for t in column]) for column in zip(*good, strict=True)]
+    stacked = [np.concatenate([t.numpy() for t in column]) for column in zip(*good, strict=True)]
     return {"items": items, "inputs": [torch.from_numpy(column) for column in stacked]}
+
+
+def _cat_shared(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate straight into shared memory (what `default_collate` does for a stack), so the batch crosses to
+    the main process without another copy. An image with several faces brings several rows."""
+    if all(t.shape[0] == 1 for t in tensors):
+        return default_collate([t[0] for t in tensors])
+    rows = sum(int(t.shape[0]) for t in tensors)
+    out = torch.empty((rows, *tensors[0].shape[1:]), dtype=tensors[0].dtype).share_memory_()
+    return torch.cat(tensors, out=out)
 
 
 def auto_batch_size(detector: BaseDetector) -> int:
@@ -154,20 +165,25 @@ def file_loader(
 def score_batch(
     detector: BaseDetector, transfer: Uint8Transfer, batch: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """One row per item of a collated batch, in order: `{"index", "path", "p_fake", "label", "error", "face"}`."""
+    """One row per item of a collated batch, in order: `{"index", "path", "p_fake", "label", "error"}`, and with a
+    face pipeline `face`, `n_faces`, `faces` (each face's box, landmarks and p_fake; the image's is the max)."""
     inputs = batch["inputs"]
     p_fake = detector.score(transfer.normalize(inputs)).p_fake if inputs is not None else np.empty(0)
+    good = [item for item in batch["items"] if "error" not in item]
+    scores = iter(per_image(p_fake, [item["regions"] for item in good]) if good else [])
     rows = []
-    good = 0
     for item in batch["items"]:
         row = {"index": item["index"], "path": item["path"], "p_fake": None, "label": None, "face": None}
         if "error" in item:
             rows.append(row | {"error": item["error"]})
             continue
-        score = float(p_fake[good])
-        good += 1
-        label = label_of(score, detector.threshold)
-        rows.append(row | {"p_fake": score, "label": label, "error": "", "face": item["face"]})
+        p_regions = next(scores)
+        score = float(p_regions.max())
+        row |= {"p_fake": score, "label": label_of(score, detector.threshold), "error": ""}
+        report = item["face"]
+        if report is not None:
+            row |= report.fields(p_regions if report.faces else None)
+        rows.append(row)
     return rows
 
 

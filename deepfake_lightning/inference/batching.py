@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from deepfake_lightning.inference.detector import BaseDetector, stack_inputs
+from deepfake_lightning.inference.detector import BaseDetector, per_image, region_counts, stack_inputs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,8 +35,24 @@ T = TypeVar("T")
 
 @dataclass
 class Scored:
+    """One image: `p_fake` (the highest of its regions), each region's score (its faces, or the whole image) and
+    the index of the highest."""
+
     p_fake: float
     attention: np.ndarray | None = None  # h x w in [0, 1] when asked for and the model has one
+    regions: list[float] = field(default_factory=list)
+    best: int = 0
+
+
+def scored_images(p_fake: np.ndarray, maps: np.ndarray | None, counts: Sequence[int]) -> list[Scored]:
+    """A batch's region scores (and attention maps) cut back into one `Scored` per image."""
+    results, first = [], 0
+    for p_regions in per_image(p_fake, counts):
+        best = int(np.argmax(p_regions))
+        amap = maps[first + best] if maps is not None else None
+        results.append(Scored(float(p_regions[best]), amap, [float(p) for p in p_regions], best))
+        first += len(p_regions)
+    return results
 
 
 @dataclass
@@ -120,9 +136,12 @@ class DynamicBatcher:
 
     def _score_batch(self, batch: Sequence[_Job]) -> list[Scored]:
         attention = any(job.attention for job in batch)
-        scores = self.detector.score(stack_inputs([job.tensors for job in batch]), attention=attention)
-        maps = scores.attention if attention else None
-        return [
-            Scored(float(scores.p_fake[i]), maps[i] if maps is not None and job.attention else None)
-            for i, job in enumerate(batch)
-        ]
+        tensors = [job.tensors for job in batch]
+        scores = self.detector.score(stack_inputs(tensors), attention=attention)
+        results = scored_images(
+            scores.p_fake, scores.attention if attention else None, region_counts(tensors)
+        )
+        for job, result in zip(batch, results, strict=True):
+            if not job.attention:
+                result.attention = None
+        return results

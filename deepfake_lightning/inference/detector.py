@@ -10,6 +10,7 @@ temperature and threshold are the bundle's (fitted on validation when the run ca
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,9 +24,16 @@ from deepfake_lightning.bundle import BundleError, ModelBundle, open_model
 from deepfake_lightning.data.images import MAX_PIXELS
 from deepfake_lightning.data.transforms import build_eval_transform
 from deepfake_lightning.evaluation.calibration import apply_temperature
+from deepfake_lightning.faces import FacePipeline
 from deepfake_lightning.inference.backends import BACKENDS, Backend, OnnxBackend, TorchBackend
 from deepfake_lightning.inference.export_model import export_onnx
-from deepfake_lightning.inference.faces import FaceCropper
+from deepfake_lightning.inference.face_regions import (
+    FaceReport,
+    ResolvedFaces,
+    bundle_face_spec,
+    regions,
+    resolve_face_pipeline,
+)
 from deepfake_lightning.inference.inputs import DEFAULT_MIN_SIZE, as_list, as_rgb_array, check_min_size
 
 FAKE, REAL = "fake", "real"
@@ -38,17 +46,19 @@ Inputs = torch.Tensor | Sequence[torch.Tensor]
 
 @dataclass
 class Prediction:
-    """One image's result; `face` is "found"/"not_found" with face_crop on, else None."""
+    """One image's result. With a face pipeline, `face` is "found"/"not_found", `faces` lists each face (box,
+    score, landmarks, alignment, its own p_fake) and `p_fake` is the highest face's; else both are None."""
 
     p_fake: float
     label: str
     face: str | None = None
     attention: np.ndarray | None = None
+    faces: list[dict[str, Any]] | None = None
 
     def to_dict(self, attention: bool = False) -> dict[str, Any]:
         record: dict[str, Any] = {"p_fake": self.p_fake, "label": self.label}
         if self.face is not None:
-            record["face"] = self.face
+            record.update(face=self.face, n_faces=len(self.faces or []), faces=self.faces or [])
         if attention and self.attention is not None:
             record["attention"] = self.attention.tolist()
         return record
@@ -61,32 +71,47 @@ class BatchScores:
 
 
 class ImagePreparer:
-    """RGB array -> (one CHW tensor per distinct preprocessing, face status). Picklable for DataLoader workers.
+    """RGB array -> (one KxCxHxW tensor per distinct preprocessing, face report). Picklable for DataLoader workers.
 
-    Too-small policy: the shorter side of the *original* image must be >= `min_size`, else `ImageTooSmallError`.
+    K is the number of regions scored for the image: each face's aligned crop (`faces`, a `FacePipeline`), or 1,
+    the whole image (no pipeline, or no face found; the report says which). Too-small policy: the shorter side of
+    the *original* image must be >= `min_size`, else `ImageTooSmallError`.
     """
 
     def __init__(
         self,
         transforms: Sequence[Callable[[np.ndarray], torch.Tensor]],
         min_size: int,
-        faces: FaceCropper | None,
+        faces: FacePipeline | None,
     ) -> None:
         self.transforms = list(transforms)
         self.min_size = min_size
         self.faces = faces
 
-    def __call__(self, image: np.ndarray, name: str) -> tuple[tuple[torch.Tensor, ...], str | None]:
+    def __call__(self, image: np.ndarray, name: str) -> tuple[tuple[torch.Tensor, ...], FaceReport | None]:
         check_min_size(image, self.min_size, name)
-        face = None
-        if self.faces is not None:
-            image, face = self.faces(image)
-        return tuple(transform(image) for transform in self.transforms), face
+        arrays, report = regions(self.faces, image)
+        return tuple(torch.stack([transform(a) for a in arrays]) for transform in self.transforms), report
+
+
+def preprocessing_key(preprocessing: dict[str, Any]) -> str:
+    """Equal for equal preprocessings, whatever the key order (a manifest stores nested records sorted)."""
+    return json.dumps(preprocessing, sort_keys=True, default=str)
 
 
 def stack_inputs(prepared: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tensor]:
-    """Per-image tuples of CHW tensors (one per preprocessing) -> one BxCxHxW batch per preprocessing."""
-    return [torch.stack(column) for column in zip(*prepared, strict=True)]
+    """Per-image tuples of KxCxHxW tensors (one per preprocessing) -> one (sum K)xCxHxW batch per preprocessing."""
+    return [torch.cat(list(column)) for column in zip(*prepared, strict=True)]
+
+
+def region_counts(prepared: Sequence[Sequence[torch.Tensor]]) -> list[int]:
+    """How many scored regions (rows of the batch) each image brought."""
+    return [int(tensors[0].shape[0]) for tensors in prepared]
+
+
+def per_image(p_fake: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
+    """The batch's region scores cut back into one array per image (its faces, or its whole image)."""
+    return np.split(np.asarray(p_fake), np.cumsum(counts)[:-1])
 
 
 def label_of(p_fake: float, threshold: float) -> str:
@@ -99,6 +124,7 @@ class BaseDetector:
     preparer: ImagePreparer
     threshold: float
     max_pixels: int = MAX_PIXELS
+    face_crop: bool = False  # True when a face pipeline picks what is scored (describe() says which)
 
     def score(self, inputs: Inputs, attention: bool = False) -> BatchScores:
         raise NotImplementedError
@@ -125,11 +151,23 @@ class BaseDetector:
                 self.prepare(image, str(image) if isinstance(image, (str, Path)) else f"<input {start + i}>")
                 for i, image in enumerate(items[start : start + batch_size])
             ]
-            scores = self.score(stack_inputs([tensors for tensors, _ in chunk]), attention=attention)
-            for j, (_, face) in enumerate(chunk):
-                p = float(scores.p_fake[j])
-                amap = scores.attention[j] if scores.attention is not None else None
-                results.append(Prediction(p, label_of(p, self.threshold), face, amap))
+            tensors = [prepared for prepared, _ in chunk]
+            scores = self.score(stack_inputs(tensors), attention=attention)
+            first = 0
+            for (_, report), p_regions in zip(
+                chunk, per_image(scores.p_fake, region_counts(tensors)), strict=True
+            ):
+                best = first + int(np.argmax(p_regions))  # the image's score: its highest face
+                first += len(p_regions)
+                p = float(p_regions.max())
+                amap = scores.attention[best] if scores.attention is not None else None
+                if report is None:
+                    results.append(Prediction(p, label_of(p, self.threshold), None, amap))
+                    continue
+                fields = report.fields(p_regions if report.faces else None)
+                results.append(
+                    Prediction(p, label_of(p, self.threshold), fields["face"], amap, fields["faces"])
+                )
         return results
 
 
@@ -144,17 +182,21 @@ class Detector(BaseDetector):
         self,
         backend: Backend,
         bundle: ModelBundle,
-        face_crop: bool = False,
+        face_crop: bool | None = None,
         min_size: int = DEFAULT_MIN_SIZE,
         max_pixels: int = MAX_PIXELS,
+        face_options: dict[str, Any] | None = None,
     ) -> None:
         self.backend = backend
         self.bundle = bundle
         self.threshold = bundle.threshold
         self.max_pixels = max_pixels
-        self.face_crop = face_crop
+        self.faces: ResolvedFaces = resolve_face_pipeline(
+            bundle_face_spec(bundle), face_crop, **(face_options or {})
+        )
+        self.face_crop = self.faces.pipeline is not None
         self.transform = build_eval_transform(**bundle.preprocessing)
-        self.preparer = ImagePreparer([self.transform], min_size, FaceCropper() if face_crop else None)
+        self.preparer = ImagePreparer([self.transform], min_size, self.faces.pipeline)
 
     @property
     def temperature(self) -> float:
@@ -209,6 +251,7 @@ class Detector(BaseDetector):
             "kind": "single",
             "backend": self.backend.name,
             "face_crop": self.face_crop,
+            **self.faces.describe(),
             "min_size": self.preparer.min_size,
             **{k: v for k, v in self.bundle.to_dict().items() if k in DESCRIBED},
         }

@@ -88,10 +88,12 @@ def shard_dir(output: str | Path) -> Path:
 class ShardWriter(BasePredictionWriter):
     """Each rank appends its rows to its own JSON-lines shard; rank 0 merges them at the end of predict."""
 
-    def __init__(self, output: str | Path, columns: Sequence[str], expected: int) -> None:
+    def __init__(
+        self, output: str | Path, columns: Callable[[BaseDetector], Sequence[str]], expected: int
+    ) -> None:
         super().__init__(write_interval="batch")
         self.output = Path(output)
-        self.columns = list(columns)
+        self.columns = columns  # of the built detector: the face columns only when it crops faces
         self.expected = expected
         self.shards = shard_dir(output)
         self.counts: dict[str, int] = {}
@@ -123,7 +125,8 @@ class ShardWriter(BasePredictionWriter):
         trainer.strategy.barrier("prediction shards written")
         if trainer.is_global_zero:
             files = sorted(self.shards.glob("rank_*.jsonl"))
-            self.counts = merge_shard_files(files, self.output, self.columns, self.expected)
+            columns = self.columns(pl_module.detector)
+            self.counts = merge_shard_files(files, self.output, columns, self.expected)
             shutil.rmtree(self.shards)
         trainer.strategy.barrier("prediction shards merged")
 
@@ -167,7 +170,7 @@ def predict_distributed(
     build: Callable[[str], BaseDetector],
     paths: Sequence[Path],
     output: str | Path,
-    columns: Sequence[str],
+    columns: Callable[[BaseDetector], Sequence[str]],
     batch_size: int | None = None,
     num_workers: int | None = None,
     progress: bool = False,

@@ -16,8 +16,15 @@ import torch
 
 from deepfake_lightning.data.images import MAX_PIXELS
 from deepfake_lightning.evaluation.metrics import compute_metrics
-from deepfake_lightning.inference.detector import BaseDetector, BatchScores, Detector, ImagePreparer, Inputs
-from deepfake_lightning.inference.faces import FaceCropper
+from deepfake_lightning.inference.detector import (
+    BaseDetector,
+    BatchScores,
+    Detector,
+    ImagePreparer,
+    Inputs,
+    preprocessing_key,
+)
+from deepfake_lightning.inference.face_regions import ResolvedFaces, bundle_face_spec, resolve_face_pipeline
 from deepfake_lightning.inference.inputs import DEFAULT_MIN_SIZE
 
 
@@ -26,9 +33,10 @@ class EnsembleDetector(BaseDetector):
         self,
         members: Sequence[Detector],
         threshold: float | None = None,
-        face_crop: bool = False,
+        face_crop: bool | None = None,
         min_size: int = DEFAULT_MIN_SIZE,
         max_pixels: int = MAX_PIXELS,
+        face_options: dict[str, Any] | None = None,
     ) -> None:
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 models, got {len(members)}")
@@ -37,32 +45,34 @@ class EnsembleDetector(BaseDetector):
             float(threshold) if threshold is not None else float(np.mean([m.threshold for m in members]))
         )
         self.max_pixels = max_pixels
-        self.face_crop = face_crop
+        self.faces: ResolvedFaces = resolve_face_pipeline(
+            _shared_face_spec(members, face_crop, face_options), face_crop, **(face_options or {})
+        )
+        self.face_crop = self.faces.pipeline is not None
         keys: list[str] = []
         transforms = []
         self.input_of: list[int] = []  # member i reads prepared tensor input_of[i]
         for member in self.members:
-            key = repr(sorted(member.bundle.preprocessing.items()))
+            key = preprocessing_key(member.bundle.preprocessing)
             if key not in keys:
                 keys.append(key)
                 transforms.append(member.transform)
             self.input_of.append(keys.index(key))
-        self.preparer = ImagePreparer(transforms, min_size, FaceCropper() if face_crop else None)
+        self.preparer = ImagePreparer(transforms, min_size, self.faces.pipeline)
 
     @classmethod
     def load(
         cls,
         paths: Sequence[str | Path],
         threshold: float | None = None,
-        face_crop: bool = False,
+        face_crop: bool | None = None,
         min_size: int = DEFAULT_MIN_SIZE,
         max_pixels: int = MAX_PIXELS,
+        face_options: dict[str, Any] | None = None,
         **member_options: Any,
     ) -> EnsembleDetector:
-        members = [Detector.load(path, **member_options) for path in paths]
-        return cls(
-            members, threshold=threshold, face_crop=face_crop, min_size=min_size, max_pixels=max_pixels
-        )
+        members = [Detector.load(path, face_crop=False, **member_options) for path in paths]
+        return cls(members, threshold, face_crop, min_size, max_pixels, face_options)
 
     def score(self, inputs: Inputs, attention: bool = False) -> BatchScores:
         if isinstance(inputs, torch.Tensor):
@@ -82,9 +92,26 @@ class EnsembleDetector(BaseDetector):
             "combine": "mean of calibrated p_fake",
             "threshold": self.threshold,
             "face_crop": self.face_crop,
+            **self.faces.describe(),
             "min_size": self.preparer.min_size,
             "members": [member.describe() for member in self.members],
         }
+
+
+def _shared_face_spec(
+    members: Sequence[Detector], face_crop: bool | None, face_options: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The face pipeline all members were trained with; members that differ need an explicit choice."""
+    specs = {repr(bundle_face_spec(m.bundle)): bundle_face_spec(m.bundle) for m in members}
+    if len(specs) == 1:
+        return next(iter(specs.values()))
+    chosen = {k: v for k, v in (face_options or {}).items() if k != "max_faces" and v is not None}
+    if face_crop is False or chosen:
+        return None  # the caller decides
+    raise ValueError(
+        "the ensemble's models were trained on different face pipelines "
+        f"({', '.join(sorted(specs))}); choose one with face_crop=true face_detector=... or face_crop=false"
+    )
 
 
 def evaluate_ensemble(

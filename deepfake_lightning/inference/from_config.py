@@ -7,6 +7,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.inference.detector import BaseDetector
+from deepfake_lightning.inference.face_regions import MAX_FACES, options_from_config
 from deepfake_lightning.inference.load import load_detector
 from deepfake_lightning.utils.entry_schema import ModelSource
 
@@ -27,7 +28,11 @@ def detector_from_config(cfg: DictConfig) -> BaseDetector:
         "calibration": _get(cfg, "calibration", "auto"),
         "threshold": _get(cfg, "threshold"),
         "device": _get(cfg, "device", "cpu"),
-        "face_crop": bool(_get(cfg, "face_crop", False)),
+        "face_crop": _get(cfg, "face_crop"),
+        "face_options": {
+            **options_from_config(lambda key: _get(cfg, key)),
+            "max_faces": _get(cfg, "face_max_faces", MAX_FACES),
+        },
     }
     for key in ("min_size", "max_pixels", "onnx_sessions"):
         if _get(cfg, key) is not None:

@@ -22,8 +22,16 @@ def check_output_path(path: str | Path, key: str = "output") -> Path:
     return path
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell: empty for None, JSON for a list or record (the faces of an image), else the value."""
+    if value is None:
+        return ""
+    return json.dumps(value, default=float) if isinstance(value, (list, dict)) else value
+
+
 class RowWriter:
-    """`with RowWriter(path, columns) as out: out.write({...})`; missing keys become empty cells / null."""
+    """`with RowWriter(path, columns) as out: out.write({...})`; missing keys become empty cells / null, lists
+    and records JSON in a CSV cell."""
 
     def __init__(self, path: str | Path, columns: Sequence[str]) -> None:
         self.path = check_output_path(path)
@@ -47,7 +55,7 @@ class RowWriter:
         assert self._handle is not None, "RowWriter used outside its `with` block"
         record = {column: row.get(column) for column in self.columns}
         if self._csv is not None:
-            self._csv.writerow({k: "" if v is None else v for k, v in record.items()})
+            self._csv.writerow({k: _cell(v) for k, v in record.items()})
         else:
             self._handle.write(("," if self.count else "") + "\n  " + json.dumps(record, default=float))
         self.count += 1

@@ -32,11 +32,12 @@ from pydantic import BaseModel
 from deepfake_lightning.bundle import package_version
 from deepfake_lightning.data.images import BadImageError, ImageTooLargeError
 from deepfake_lightning.inference import explain as explaining
-from deepfake_lightning.inference.batching import DynamicBatcher
+from deepfake_lightning.inference.batching import DynamicBatcher, Scored, scored_images
 from deepfake_lightning.inference.decode_budget import Budget
-from deepfake_lightning.inference.detector import BaseDetector, label_of, stack_inputs
+from deepfake_lightning.inference.detector import BaseDetector, label_of, region_counts, stack_inputs
 from deepfake_lightning.inference.disconnect import stop_event
 from deepfake_lightning.inference.drift import DriftMonitor
+from deepfake_lightning.inference.face_regions import FaceReport
 from deepfake_lightning.inference.inputs import decode_opened, open_upload
 from deepfake_lightning.inference.metrics import ServiceMetrics
 from deepfake_lightning.inference.middleware import install_middleware
@@ -48,7 +49,7 @@ from deepfake_lightning.inference.video_containers import (
     UnsupportedContainerError,
     sniff_container,
 )
-from deepfake_lightning.inference.video_predict import VideoSummary, predict_frames
+from deepfake_lightning.inference.video_predict import VideoSummary, frame_fields, predict_frames
 from deepfake_lightning.inference.video_source import (
     Frame,
     Sampling,
@@ -61,7 +62,7 @@ from deepfake_lightning.inference.video_source import (
 READ_CHUNK = 1 << 16
 PATH_KEYS = ("source", "calibration_source", "manifest")
 WEB = resources.files("deepfake_lightning.inference") / "web"
-Prepared = tuple[tuple[torch.Tensor, ...], str | None]
+Prepared = tuple[tuple[torch.Tensor, ...], FaceReport | None]
 # a video whose container records no length: what the caller can do (the service has no `every_k`)
 UNKNOWN_LENGTH_HINT = "the server spreads video_num_frames={n} frames over the length a container records: re-encode it (e.g. as MP4)"
 
@@ -72,6 +73,8 @@ class PredictionOut(BaseModel):
     label: str | None = None  # "fake" | "real"
     threshold: float | None = None
     face: str | None = None  # "found" | "not_found" when the server crops faces
+    n_faces: int | None = None
+    faces: list[dict[str, Any]] | None = None  # each face: box, score, landmarks, alignment, its own p_fake
     attention: list[list[float]] | None = None
     explanation: dict[str, str] | None = None  # ?explain=true: base64 PNGs "crop", "overlay"; "method"
     error: str | None = None  # batch only: why this file has no score
@@ -136,24 +139,27 @@ class _Scorer:
 
     def _decode_prepare(self, image: Image.Image, name: str) -> Prepared:
         array = decode_opened(image, name)
-        if self.serial or self.crops_faces:  # OpenCV's cascade classifier is not safe across threads
+        if self.serial or self.crops_faces:  # face detectors (OpenCV cascade and dnn) are not thread-safe
             with self.lock:
                 return self.detector.preparer(array, name)
         return self.detector.preparer(array, name)
 
-    def score_serial(self, prepared: list[Prepared], attention: bool = False) -> Any:
-        inputs = stack_inputs([tensors for tensors, _ in prepared])
+    def score_serial(self, prepared: list[Prepared], attention: bool = False) -> list[Scored]:
+        tensors = [item for item, _ in prepared]
         with self.lock:
-            return self.detector.score(inputs, attention=attention)
+            scores = self.detector.score(stack_inputs(tensors), attention=attention)
+        return scored_images(scores.p_fake, scores.attention, region_counts(tensors))
 
-    def result(self, name: str, p_fake: float, face: str | None, **extra: Any) -> PredictionOut:
+    def result(self, name: str, scored: Scored, report: FaceReport | None, **extra: Any) -> PredictionOut:
+        """The answer for one image; with faces, each face with its box and own p_fake (the image's is the max)."""
         threshold = self.detector.threshold
+        faces = {} if report is None else report.fields(scored.regions if report.faces else None)
         return PredictionOut(
             filename=name,
-            p_fake=p_fake,
-            label=label_of(p_fake, threshold),
+            p_fake=scored.p_fake,
+            label=label_of(scored.p_fake, threshold),
             threshold=threshold,
-            face=face,
+            **faces,
             **extra,
         )
 
@@ -161,16 +167,14 @@ class _Scorer:
         prepared = await self.prepare(data, name)
         tensors = prepared[0]
         if self.batcher is None:
-            scores = await run_in_threadpool(self.score_serial, [prepared], attention or explain)
-            p_fake = float(scores.p_fake[0])
-            amap = scores.attention[0] if scores.attention is not None else None
+            [scored] = await run_in_threadpool(self.score_serial, [prepared], attention or explain)
         else:
             scored = await self.batcher.score(tensors, attention or explain)
-            p_fake, amap = scored.p_fake, scored.attention
+        amap = scored.attention
         extra: dict[str, Any] = {"attention": amap.tolist() if attention and amap is not None else None}
-        if explain:
-            extra["explanation"] = await self.explanation(tensors[0], amap, p_fake)
-        return self.result(name, p_fake, prepared[1], **extra)
+        if explain:  # the crop that decided the score: the highest face, as aligned
+            extra["explanation"] = await self.explanation(tensors[0][scored.best], amap, scored.p_fake)
+        return self.result(name, scored, prepared[1], **extra)
 
     async def explanation(self, tensor: torch.Tensor, amap: Any, p_fake: float) -> dict[str, str]:
         cam = None
@@ -226,15 +230,14 @@ class _Scorer:
 
         prepared = await asyncio.gather(*(prepare(i, image) for i, image in enumerate(images)))
         good = [i for i, item in enumerate(prepared) if item is not None]
+        scored: list[Scored] = []
         if good and self.batcher is None:
-            scores = await run_in_threadpool(self.score_serial, [prepared[i] for i in good])
-            p_fakes = [float(p) for p in scores.p_fake]
+            scored = await run_in_threadpool(self.score_serial, [prepared[i] for i in good])
         elif good:
             assert self.batcher is not None
             scored = await asyncio.gather(*(self.batcher.score(prepared[i][0]) for i in good))  # type: ignore[index]
-            p_fakes = [s.p_fake for s in scored]
-        for i, p_fake in zip(good, p_fakes if good else [], strict=True):
-            results[i] = self.result(names[i], p_fake, prepared[i][1])  # type: ignore[index]
+        for i, one in zip(good, scored, strict=True):
+            results[i] = self.result(names[i], one, prepared[i][1])  # type: ignore[index]
         return [r for r in results if r is not None]
 
     def frames(self, path: str, container: str) -> Iterator[Frame]:
@@ -299,16 +302,16 @@ class _Scorer:
 
     async def _score_chunk(
         self, items: list[tuple[Frame, Prepared | str]]
-    ) -> dict[int, tuple[float, str | None]]:
+    ) -> dict[int, tuple[Scored, FaceReport | None]]:
         assert self.batcher is not None
         good = [(frame, item) for frame, item in items if not isinstance(item, str)]
         scored = await asyncio.gather(*(self.batcher.score(item[0]) for _, item in good))
-        return {frame.index: (s.p_fake, item[1]) for (frame, item), s in zip(good, scored, strict=True)}
+        return {frame.index: (s, item[1]) for (frame, item), s in zip(good, scored, strict=True)}
 
     def _add_chunk(
         self,
         items: list[tuple[Frame, Prepared | str]],
-        p_of: dict[int, tuple[float, str | None]],
+        p_of: dict[int, tuple[Scored, FaceReport | None]],
         summary: VideoSummary,
         rows: list[dict[str, Any]],
     ) -> None:
@@ -318,11 +321,9 @@ class _Scorer:
                 row.update(p_fake=None, label=None, error=item)
                 summary.errors += 1
             else:
-                p_fake, face = p_of[frame.index]
-                row.update(
-                    p_fake=p_fake, label=label_of(p_fake, self.detector.threshold), face=face, error=""
-                )
-                summary.add(row["time_s"], p_fake, face)
+                one, report = p_of[frame.index]
+                row.update(frame_fields(one.regions, report, self.detector.threshold))
+                summary.add(row["time_s"], row["p_fake"], row.get("face"))
             rows.append(row)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from deepfake_lightning.data.transforms import build_eval_transform
-from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer
+from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, preprocessing_key
 
 LEVELS = 256
 
@@ -29,7 +29,7 @@ def column_preprocessings(detector: BaseDetector) -> list[dict[str, Any]]:
     members = getattr(detector, "members", None) or [detector]
     found: dict[str, dict[str, Any]] = {}
     for member in members:
-        found.setdefault(repr(sorted(member.bundle.preprocessing.items())), dict(member.bundle.preprocessing))
+        found.setdefault(preprocessing_key(member.bundle.preprocessing), dict(member.bundle.preprocessing))
     return list(found.values())
 
 

@@ -33,6 +33,9 @@ from pydantic import (
     model_validator,
 )
 
+from deepfake_lightning.faces.detector import DETECTORS
+from deepfake_lightning.faces.types import ALIGN_MODES
+
 MIN_IMAGE_SIZE = 32
 LAYOUTS = ("faces140k", "folder")
 PREPROCESS = ("resize", "center_crop")
@@ -51,6 +54,8 @@ FOLDER_ONLY = ("labels_csv", "group_by", "max_per_class")
 FAKES = ("dataset", "self_blend")
 VAL_FAKES = ("self_blend", "dataset")
 BLEND_MASKS = ("landmarks", "face_box")
+# data.face_crop: a photo without a face is used whole | dropped (counted, logged)
+ON_NO_FACE = ("full", "skip")
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 DEFAULT_BACKBONE = "mobilenet_v2"  # model.backbone.name: the torchvision default, or timm:<model>
 TIMM_PREFIX = "timm:"
@@ -309,6 +314,19 @@ class SelfBlend(Settings):
     elastic_p: float = _probability(0.5)
 
 
+class FaceCrop(Settings):
+    """`data.face_crop`: detect and align the face of photos that are not crops yet (deepfake_lightning/faces)."""
+
+    config_key: ClassVar[str] = "data.face_crop"
+    enabled: bool = Field(False, description="true or false")
+    detector: Literal[DETECTORS] = Field("centerface", description=words(DETECTORS))
+    alignment: Literal[ALIGN_MODES] = Field("landmarks", description=words(ALIGN_MODES))
+    scale: float = Field(1.3, ge=1, le=4, description="a number in [1, 4]")
+    size: int = Field(256, ge=16, le=2048, description="an integer in 16..2048")
+    on_no_face: Literal[ON_NO_FACE] = Field("full", description=words(ON_NO_FACE))
+    cache_dir: str | Path | None = Field(None, description="null or a folder path")
+
+
 class LoaderSettings(Settings):
     """The `data.*` keys every data config shares (conf/data/_base.yaml): decoding, transforms and the loader."""
 
@@ -333,6 +351,7 @@ class LoaderSettings(Settings):
     augment_on: Literal[AUGMENT_ON] = Field("cpu", description=words(AUGMENT_ON))
     fakes: Literal[FAKES] = Field("dataset", description=words(FAKES))
     self_blend: SelfBlend | None = None
+    face_crop: FaceCrop | None = None
 
 
 class DataSettings(LoaderSettings):
@@ -363,6 +382,16 @@ class DataSettings(LoaderSettings):
                     f"data.{key}={value!r}: applies to data=folder only; "
                     f"{self.layout} data has given train/valid/test splits"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _face_crop_alone(self) -> DataSettings:
+        """Self-blended fakes are drawn from landmarks of the whole photo: not from an aligned crop of it (yet)."""
+        if self.face_crop is not None and self.face_crop.enabled and self.fakes == "self_blend":
+            raise ConfigError(
+                "data.face_crop.enabled=true with data.fakes=self_blend: not combined yet; train self-blends on "
+                "ready face crops (data.face_crop.enabled=false) or on the set's own fakes (data.fakes=dataset)"
+            )
         return self
 
 

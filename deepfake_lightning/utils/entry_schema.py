@@ -15,9 +15,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from deepfake_lightning.faces.detector import DETECTORS
+from deepfake_lightning.faces.types import ALIGN_MODES
 from deepfake_lightning.inference.backends import BACKENDS
 from deepfake_lightning.inference.batch_predict import DECODE_IN
 from deepfake_lightning.inference.export_model import FORMATS as EXPORT_FORMATS
+from deepfake_lightning.inference.face_regions import FACE_OPTION_KEYS
 from deepfake_lightning.inference.row_writer import FORMATS as ROW_FORMATS
 from deepfake_lightning.inference.video_source import is_live
 from deepfake_lightning.utils.config_schema import (
@@ -60,7 +63,17 @@ class ModelSource(Settings):
         description="auto, none (or null) or the path of a calibration record or bundle fitted for these weights",
     )
     threshold: Threshold | None = Field(None, description=f"null or {THRESHOLD_WORDS}")
-    face_crop: bool = Field(False, description="true or false")
+    # the faces scored (conf/faces/inference.yaml, inference/face_regions.py); null: as the model was trained
+    face_crop: bool | None = Field(None, description="null (as the model was trained), true or false")
+    face_detector: Literal[DETECTORS] | None = Field(None, description=f"null or {words(DETECTORS)}")
+    face_alignment: Literal[ALIGN_MODES] | None = Field(None, description=f"null or {words(ALIGN_MODES)}")
+    face_scale: Annotated[float, Field(ge=1, le=4)] | None = Field(
+        None, description="null or a number in [1, 4]"
+    )
+    face_size: Annotated[int, Field(ge=16, le=2048)] | None = Field(
+        None, description="null or an integer in [16, 2048]"
+    )
+    face_max_faces: int | None = _count(1, 16)
     min_size: int | None = _count(0, 64)  # null: the detector's default
     max_pixels: int | None = _count(1)
     onnx_sessions: int | None = _count(0, 0)
@@ -77,6 +90,14 @@ class ModelSource(Settings):
             )
         if self.backend == "torch" and any(str(p).endswith(".onnx") for p in self.model_paths()):
             raise ConfigError("backend=torch cannot run an .onnx model; use backend=onnx or auto")
+        return self
+
+    @model_validator(mode="after")
+    def _faces_off_alone(self) -> ModelSource:
+        """`face_crop=false` scores whole images: a detector or alignment beside it would be ignored."""
+        given = [key for key in FACE_OPTION_KEYS if getattr(self, key) is not None]
+        if self.face_crop is False and given:
+            raise ConfigError(f"face_crop=false with {', '.join(given)} set: drop them or set face_crop=true")
         return self
 
     def model_paths(self) -> list[str]:

@@ -244,9 +244,39 @@ function renderImage(body) {
   $("overlay").src = ex.overlay ? `data:image/png;base64,${ex.overlay}` : "";
   $("overlay").hidden = !ex.overlay;
   $("overlay-caption").textContent = ex.overlay ? `${ex.method === "gradcam" ? "Grad-CAM" : "attention map"} overlay` : ex.method || "";
-  $("face-note").textContent = body.face === "not_found" ? "No face found: the whole image was scored." : "";
+  $("face-note").textContent = body.face === "not_found" ? "No face found: the whole image was scored."
+    : body.n_faces > 1 ? `${body.n_faces} faces found, each scored; the crop shown is the highest-scoring face, aligned.`
+    : body.face === "found" ? "The crop shown is the face as found and aligned by the server." : "";
+  renderFaces(body);
   $("image-result").hidden = false;
   refreshDrift();
+}
+
+function renderFaces(body) {
+  const faces = Array.isArray(body.faces) ? body.faces : [];
+  $("faces").hidden = faces.length === 0;
+  const rows = $("faces-table").querySelector("tbody");
+  rows.replaceChildren();
+  const boxes = $("faces-boxes");
+  boxes.replaceChildren();
+  if (!faces.length) return;
+  const best = Math.max(...faces.map((f) => (typeof f.p_fake === "number" ? f.p_fake : -1)));
+  faces.forEach((face, i) => {
+    const [x1, y1, x2, y2] = face.box;
+    const colour = face.p_fake >= body.threshold ? "#c62828" : "#2e7d32";
+    boxes.append(svg("rect", { x: x1, y: y1, width: x2 - x1, height: y2 - y1, fill: "none", stroke: colour, "stroke-width": face.p_fake === best ? 4 : 2, "vector-effect": "non-scaling-stroke" }));
+    const tag = svg("text", { x: x1 + 3, y: y1 + 14, fill: colour, "font-size": 14, "font-weight": "bold" });
+    tag.textContent = String(i + 1);
+    boxes.append(tag);
+    for (const [x, y] of face.landmarks || []) boxes.append(svg("circle", { cx: x, cy: y, r: 2, fill: "#ffeb3b", "vector-effect": "non-scaling-stroke" }));
+    const row = document.createElement("tr");
+    for (const text of [String(i + 1), face.box.map((v) => Math.round(v)).join(", "), fmt(face.score, 3), face.alignment, fmt(face.p_fake)]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    }
+    rows.append(row);
+  });
 }
 
 function svg(tag, attributes) {
@@ -303,6 +333,28 @@ function renderVideo(body) {
   $("video-result").hidden = false;
 }
 
+function dataUrl(file) {
+  // a data: URL, not a blob: one: the page's Content-Security-Policy allows images from 'self' and data: only
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+async function showUpload(file) {
+  // the boxes are in the decoded image's pixels: the SVG takes its size as viewBox and lies over the image
+  const image = $("faces-image");
+  try {
+    image.src = await dataUrl(file);
+    await image.decode();
+    $("faces-boxes").setAttribute("viewBox", `0 0 ${image.naturalWidth} ${image.naturalHeight}`);
+  } catch (err) {
+    // a format this browser cannot show: the table still lists every face
+  }
+}
+
 function isVideo(file) {
   return (file.type || "").startsWith("video/") || VIDEO_NAME.test(file.name);
 }
@@ -339,8 +391,12 @@ async function analyse(file) {
     return;
   }
   $("status").textContent = "";
-  if (video) renderVideo(body);
-  else renderImage(body);
+  if (video) {
+    renderVideo(body);
+    return;
+  }
+  if (Array.isArray(body.faces) && body.faces.length) await showUpload(file);  // the boxes are drawn on it
+  renderImage(body);
 }
 
 function wire() {

@@ -1,0 +1,98 @@
+"""`data.face_crop`: train and evaluate on aligned face crops of photos that are not crops yet.
+
+Detection runs once per file, in the main process at `setup()`, through the on-disk `DetectionCache` (keyed by
+file SHA-256): a second run, or eval after train, only hashes the files. Each image's largest face is kept
+(the subject of a photo); the DataLoader workers then only align it (one `warpAffine`), so an epoch costs what
+it costs without faces. A photo with no face is used whole, or dropped with `on_no_face=skip`; either way it is
+counted and logged, never silently changed. The same spec goes into the model bundle, so inference crops alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from deepfake_lightning.data.images import BadImageError, load_rgb
+from deepfake_lightning.data.index import Index
+from deepfake_lightning.faces import Alignment, DetectionCache, Face, FacePipeline
+
+log = logging.getLogger(__name__)
+SPEC_KEYS = ("detector", "alignment", "scale", "size")
+
+
+def face_crop_spec(settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The face pipeline spec (detector, alignment, scale, size) a `data.face_crop` node, or the record of it
+    in a model's preprocessing, describes; None when off or absent (a model trained on ready-made crops)."""
+    if not settings or not settings.get("enabled"):
+        return None
+    return {key: settings[key] for key in SPEC_KEYS if key in settings}
+
+
+@dataclass
+class FaceCropper:
+    """`crop(path, image)`: the image's largest face, aligned; the image itself when none was found.
+
+    Picklable (plain data) for DataLoader workers: `faces` maps each path to its face, found at `setup()`.
+    """
+
+    alignment: Alignment
+    faces: dict[str, Face | None] = field(default_factory=dict)
+
+    def __call__(self, path: str, image: np.ndarray) -> np.ndarray:
+        face = self.faces.get(path)
+        return image if face is None else self.alignment.crop(image, face)[0]
+
+
+def detect_index(
+    index: Index, settings: Mapping[str, Any], on_bad_image: str = "skip", decoder: str = "auto"
+) -> tuple[Index, FaceCropper, dict[str, Any]]:
+    """(index without the photos `on_no_face=skip` drops, the cropper, counts) for `data.face_crop`."""
+    spec = face_crop_spec(settings)
+    assert spec is not None, "detect_index needs data.face_crop.enabled=true"
+    pipeline = FacePipeline.from_spec(spec)
+    cache = DetectionCache(pipeline.detector, settings.get("cache_dir"))
+    cropper = FaceCropper(pipeline.alignment)
+    cached_before = len(cache)
+    no_face: list[str] = []
+    kept: Index = {}
+    for split, samples in index.items():
+        kept[split] = []
+        for path, target in samples:
+            try:
+                faces = cache.faces(path, lambda p: load_rgb(p, decoder=decoder))
+            except BadImageError:
+                if on_bad_image == "raise":
+                    raise
+                kept[split].append((path, target))  # the dataset skips and reports it when it reads it
+                continue
+            cropper.faces[path] = max(faces, key=lambda face: face.area) if faces else None
+            if not faces:
+                no_face.append(path)
+                if settings.get("on_no_face") == "skip":
+                    continue
+            kept[split].append((path, target))
+    total = sum(len(samples) for samples in index.values())
+    counts = {
+        "images": total,
+        "faces_found": len(cropper.faces) - len(no_face),
+        "no_face": len(no_face),
+        "on_no_face": settings.get("on_no_face", "full"),
+        "detected_now": len(cache) - cached_before,
+        "cache": str(cache.path),
+        "pipeline": pipeline.spec(),
+    }
+    log.info(
+        "data.face_crop: a face in %d of %d images (%s; %d detected now, the rest from %s)",
+        counts["faces_found"], total, spec["detector"], counts["detected_now"], cache.path,
+    )  # fmt: skip
+    if no_face:
+        action = "skipped" if counts["on_no_face"] == "skip" else "used whole"
+        log.warning(
+            "data.face_crop: no face in %d image(s), %s (on_no_face=%s): %s%s",
+            len(no_face), action, counts["on_no_face"], ", ".join(no_face[:5]), " ..." if len(no_face) > 5 else "",
+        )  # fmt: skip
+    return kept, cropper, counts
