@@ -68,8 +68,8 @@ def test_smoke_bench_writes_valid_rows_with_baselines_and_ratios(smoke_report: P
     rows = document["rows"]
     assert validate_rows(rows) == []
     assert "problems" not in document
-    assert {r["task"] for r in rows} == {"data", "index", "train", "inference", "predict"}
-    for task in ("data", "index", "train", "inference", "predict"):
+    assert {r["task"] for r in rows} == {"data", "index", "train", "inference", "predict", "faces"}
+    for task in ("data", "index", "train", "inference", "predict", "faces"):
         baselines = [r for r in rows if r["task"] == task and "baseline" in r["backend"]]
         assert baselines and all(r["ratio_to_baseline"] == 1.0 for r in baselines), task
     assert all(r["ratio_to_baseline"] is not None for r in rows if "error" not in r["extra"])
@@ -107,13 +107,23 @@ def test_bench_recipes_rows_compare_each_encoder_recipe_with_full_fine_tuning(tm
     assert all(r["ratio_to_baseline"] > 0 for r in rows)
 
 
+def test_smoke_bench_times_each_face_detector_with_and_without_alignment(smoke_report: Path) -> None:
+    rows = [r for r in json.loads((smoke_report / "bench.json").read_text())["rows"] if r["task"] == "faces"]
+    found = {(r["backend"], r["stage"]) for r in rows}
+    backends = ("haar_baseline", "centerface_onnxruntime", "centerface_opencv")
+    assert found == {(b, s) for b in backends for s in ("detect", "detect+align")}
+    for row in rows:
+        assert row["image_size"] == 128 and row["batch_size"] == 1 and row["throughput_img_s"] > 0
+        assert row["extra"]["images"] == 2 and 0 <= row["extra"]["images_with_a_face"] <= 2
+
+
 def test_smoke_bench_writes_markdown_and_profiles(smoke_report: Path) -> None:
     text = (smoke_report / "bench.md").read_text()
     rows = json.loads((smoke_report / "bench.json").read_text())["rows"]
     table = [
         line
         for line in text.splitlines()
-        if line.startswith(("| data ", "| index ", "| train ", "| inference ", "| predict "))
+        if line.startswith(("| data ", "| index ", "| train ", "| inference ", "| predict ", "| faces "))
     ]
     assert len(table) == len(rows)
     assert "## Targets" in text and "smoke=true" in text

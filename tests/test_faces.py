@@ -3,6 +3,7 @@ landmarks, alignment to the pixel, the detection cache, both CenterFace runtimes
 
 from __future__ import annotations
 
+import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -250,3 +251,37 @@ def test_fetch_refuses_a_wrong_checksum(tmp_path: Path, monkeypatch: pytest.Monk
     ):
         centerface_model.fetch_centerface()
     assert not centerface_model.centerface_path().exists()
+
+
+def test_detection_rates_command_counts_finds_and_false_detections(tmp_path: Path) -> None:
+    """The figures command on a few photos: every count in the JSON matches its lists, Markdown written."""
+    from deepfake_lightning.faces import detection_rates
+
+    _reals("lfw_faceswap", 1)  # skips with the reason when ../shared is absent
+    out = tmp_path / "out"
+    assert (
+        detection_rates.main(
+            [
+                "--data",
+                str(SHARED),
+                "--out",
+                str(out),
+                "--limit",
+                "3",
+                "--non-faces",
+                "generated",
+                "--generated",
+                "7",
+            ]
+        )
+        == 0
+    )
+    result = json.loads((out / "detection_rates.json").read_text())
+    for dataset in REAL_SETS:
+        for name in ("centerface", "haar"):
+            counts = result["real_photos"][dataset][name]
+            assert counts["images"] == 3 and counts["with_a_face"] + len(counts["missed"]) == 3
+    assert result["real_photos"]["lfw_faceswap"]["centerface"]["with_a_face"] == 3
+    generated = result["non_face_images"]["generated"]["centerface"]
+    assert generated["images"] == 7 and generated["with_a_face"] == len(generated["false_detections"])
+    assert "| lfw_faceswap | 3 |" in (out / "detection_rates.md").read_text()

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-TASKS = ("data", "index", "stream", "train", "inference", "predict", "recipes")
+TASKS = ("data", "index", "stream", "train", "inference", "predict", "recipes", "faces")
 ROW_FIELDS = (
     "task",
     "stage",

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.bench.data import bench_data
 from deepfake_lightning.bench.end_to_end import bench_end_to_end
+from deepfake_lightning.bench.faces import bench_faces
 from deepfake_lightning.bench.images import bench_image_set, folder_image_set
 from deepfake_lightning.bench.index import bench_index
 from deepfake_lightning.bench.inference import bench_inference
@@ -180,6 +181,8 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
         rows += bench_stream(cfg.cache_dir, OmegaConf.to_container(cfg.stream, resolve=True), data, cfg.seed)
     if "recipes" in tasks:  # builds its own encoder per recipe from cfg.model
         rows += bench_recipes(OmegaConf.to_container(cfg.model, resolve=True), device, cfg.recipes)
+    if "faces" in tasks:
+        rows += bench_faces(samples, OmegaConf.to_container(cfg.faces, resolve=True))
     if tasks & {"train", "inference", "predict"} or cfg.profile.enabled:
         rows += _model_rows(cfg, tasks, device, samples, labelled, out_dir, notes)
     meta = _meta(cfg, device) | {"notes": notes}
