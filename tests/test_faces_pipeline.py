@@ -25,6 +25,7 @@ from deepfake_lightning.inference.video_source import Frame
 from tests.conftest import LFW_DIR, TINY_TRAINER
 from tests.fixtures_inference import compose_entry
 
+pytest_plugins = ("tests.fixtures_inference",)  # tiny_ckpt
 FACE_CROP = {"enabled": True, "detector": "centerface", "alignment": "landmarks", "scale": 1.3, "size": 64}
 
 
@@ -181,3 +182,21 @@ def test_face_crop_and_self_blend_are_refused_together() -> None:
     ):
         DataSettings.check(values)
     DataSettings.check({**values, "face_crop": {"enabled": False}})  # off: fine
+
+
+def test_a_missing_face_model_stops_predict_with_one_line(
+    tiny_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deepfake_lightning.predict import predict
+    from deepfake_lightning.utils.task import run_task
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))  # no CenterFace file cached there
+    image = tmp_path / "in.png"
+    Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(image)
+    cfg = compose_entry(
+        "predict", [f"ckpt_path={tiny_ckpt}", f"input={image}", "face_crop=true"], tmp_path / "r"
+    )
+    with pytest.raises(
+        SystemExit, match=r"Invalid input: .*centerface-09189dea.onnx: CenterFace model not found; run"
+    ):
+        run_task(predict, cfg)

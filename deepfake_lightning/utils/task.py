@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.bundle import BundleError
 from deepfake_lightning.data.index import DatasetLayoutError
+from deepfake_lightning.faces.detector import FaceDetectorError
 from deepfake_lightning.utils.config_tree import apply_extras
 from deepfake_lightning.utils.config_validation import ConfigError
 
@@ -84,8 +85,9 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
 
 
 def _is_input_error(err: Exception) -> bool:
-    """Dataset layout, checkpoint and model-file errors name the file and the fix; a traceback adds nothing."""
-    return isinstance(err, (DatasetLayoutError, BundleError))
+    """Dataset layout, checkpoint, model-file and face-detector-file errors name the file and the fix; a
+    traceback adds nothing."""
+    return isinstance(err, (DatasetLayoutError, BundleError, FaceDetectorError))
 
 
 def _record_failure(output_dir: Path, err: BaseException) -> None:
