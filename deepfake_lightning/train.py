@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deepfake_lightning.bundle import (
     CALIBRATION_FILE,
@@ -23,6 +23,7 @@ from deepfake_lightning.bundle import (
     write_model_bundle,
 )
 from deepfake_lightning.data.cached_features import feature_cache_from_config, serving
+from deepfake_lightning.data.face_crops import prepared_face_record
 from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
 from deepfake_lightning.distributed.requeue import requeued_checkpoint
 from deepfake_lightning.evaluation.calibrate_run import calibrate_predictions, uncalibrated
@@ -47,6 +48,23 @@ def _require_checkpoint_to_test(cfg: DictConfig) -> None:
         )
 
 
+def record_prepared_faces(cfg: DictConfig) -> None:
+    """Training on a folder set `prepare` cut from videos: `model.preprocessing.face_crop` becomes the face
+    pipeline that cut it (`made_by: prepare`), so the bundle carries it and inference crops frames alike."""
+    preprocessing = OmegaConf.select(cfg, "model.preprocessing", default=None)
+    if not isinstance(preprocessing, DictConfig) or OmegaConf.select(
+        cfg, "data.face_crop.enabled", default=False
+    ):
+        return  # data.face_crop on: the model config's own record of it
+    record = prepared_face_record(OmegaConf.select(cfg, "data.root", default=None))
+    if record is not None:
+        with open_dict(cfg):
+            cfg.model.preprocessing.face_crop = record
+        log.info(
+            "model.preprocessing.face_crop: the face pipeline prepare cut %s with: %s", cfg.data.root, record
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     update = prepare_update(cfg)  # +experiment=update: ckpt_path is weights to fine-tune, not a resume
     validate_config(cfg)
@@ -54,6 +72,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resolve_precision(cfg)
     seed(cfg)
     output_dir = Path(cfg.paths.output_dir)
+    record_prepared_faces(cfg)
     if is_rank_zero():  # DDP ranks > 0 run this too, in the same dir
         (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     ckpt_path = None if update else cfg.get("ckpt_path")

@@ -344,15 +344,20 @@ def test_prepared_folder_trains_with_debug_fdr(compose_cfg, prepared_pairs: Path
 
 
 def test_prepared_folder_eval_by_video(compose_cfg, prepared_pairs: Path, tmp_path: Path) -> None:
-    """prepare -> train -> eval with eval.aggregate_by=video: one score per test video."""
+    """prepare -> train -> eval with eval.aggregate_by=video (one score per test video, the prepared crops read
+    as they are) -> predict_video, which cuts frames with the face pipeline prepare cut the training crops with."""
     from omegaconf import open_dict
 
     from deepfake_lightning.eval import evaluate
+    from deepfake_lightning.predict_video import predict_video
     from deepfake_lightning.train import train
 
     cfg = compose_cfg("train", ["data=folder", f"data.root={prepared_pairs}", "data.group_by=group"])
     train(cfg)
     run = Path(cfg.paths.output_dir)
+    prepared_with = json.loads((prepared_pairs / "summary.json").read_text())["settings"]["face"]
+    bundle = json.loads((run / "checkpoints" / "best.ckpt.json").read_text())
+    assert bundle["preprocessing"]["face_crop"] == {"enabled": True, **prepared_with, "made_by": "prepare"}
     eval_cfg = compose_cfg("eval", [f"ckpt_path={run / 'checkpoints/best.ckpt'}", "eval.aggregate_by=video"])
     with open_dict(eval_cfg):
         eval_cfg.paths.output_dir = str(tmp_path / "eval")
@@ -369,3 +374,16 @@ def test_prepared_folder_eval_by_video(compose_cfg, prepared_pairs: Path, tmp_pa
     videos = {labels[f]["video"] for f in test_files}
     assert results["n"] == len(test_files) and results["video_level"]["n"] == len(videos) >= 2
     assert results["video_level"]["n_frames"] == len(test_files)
+    assert not eval_cfg.data.face_crop.enabled  # the crops are not cut again
+
+    clip = Path(json.loads((prepared_pairs / "summary.json").read_text())["input"]) / "r0.mp4"
+    video_cfg = compose_cfg("predict_video", [f"ckpt_path={run / 'checkpoints/best.ckpt'}", f"input={clip}"])
+    with open_dict(video_cfg):
+        video_cfg.output_dir = str(tmp_path / "video")
+    Path(video_cfg.output_dir).mkdir()
+    video = predict_video(video_cfg)
+    model = json.loads((tmp_path / "video" / "video.json").read_text())["model"]
+    assert model["face_pipeline_source"] == "bundle" and model["face_pipeline"] == prepared_with
+    assert video["frames_scored"] == 4 and video["faces_found"] == 4  # every frame of r0 shows the face
+    frames = _read_csv(tmp_path / "video" / "frames.csv")
+    assert all(row["face"] == "found" and json.loads(row["faces"])[0]["alignment"] == "box" for row in frames)

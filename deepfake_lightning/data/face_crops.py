@@ -5,13 +5,19 @@ file SHA-256): a second run, or eval after train, only hashes the files. Each im
 (the subject of a photo); the DataLoader workers then only align it (one `warpAffine`), so an epoch costs what
 it costs without faces. A photo with no face is used whole, or dropped with `on_no_face=skip`; either way it is
 counted and logged, never silently changed. The same spec goes into the model bundle, so inference crops alike.
+
+A folder set that `prepare` made from videos is crops already: training reads it as it is, and the face pipeline
+that cut it (its `summary.json`'s `settings.face`) is recorded instead, marked `made_by: prepare`, so that
+predict, predict_video and the service cut frames and photos as the training crops were cut.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,17 +25,47 @@ import numpy as np
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.data.index import Index
 from deepfake_lightning.faces import Alignment, DetectionCache, Face, FacePipeline
+from deepfake_lightning.faces.pipeline import SPEC_OPTIONS
 
 log = logging.getLogger(__name__)
 SPEC_KEYS = ("detector", "alignment", "scale", "size")
+# the detector options a spec may carry (thresholds, working size): a `prepare` summary records them
+OPTION_KEYS = tuple(sorted({key for keys in SPEC_OPTIONS.values() for key in keys}))
+MADE_BY_PREPARE = "prepare"  # a record's `made_by`: the crops were written ahead of training by `prepare`
 
 
 def face_crop_spec(settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The face pipeline spec (detector, alignment, scale, size) a `data.face_crop` node, or the record of it
-    in a model's preprocessing, describes; None when off or absent (a model trained on ready-made crops)."""
+    """The face pipeline spec (detector and its options, alignment, scale, size) a `data.face_crop` node, or the
+    record of it in a model's preprocessing, describes; None when off or absent (images used as they are)."""
     if not settings or not settings.get("enabled"):
         return None
-    return {key: settings[key] for key in SPEC_KEYS if key in settings}
+    return {key: settings[key] for key in (*SPEC_KEYS, *OPTION_KEYS) if key in settings}
+
+
+def prepared_face_record(root: str | Path | None) -> dict[str, Any] | None:
+    """The `preprocessing.face_crop` record of a folder set `prepare` made: the face pipeline its `summary.json`
+    says cut the crops (`settings.face`), with `made_by: prepare`; None for any other folder."""
+    from deepfake_lightning.data.video_dataset.run import SUMMARY_FILE  # the file `prepare` writes
+
+    summary = Path(str(root)) / SUMMARY_FILE if root else None
+    if summary is None or not summary.is_file():
+        return None
+    try:
+        face = json.loads(summary.read_text(encoding="utf-8"))["settings"]["face"]
+    except (ValueError, KeyError, TypeError):  # a summary.json of something else: not a prepared set
+        return None
+    if not isinstance(face, dict) or "detector" not in face:
+        return None
+    spec = {key: face[key] for key in (*SPEC_KEYS, *OPTION_KEYS) if key in face}
+    return {"enabled": True, **spec, "made_by": MADE_BY_PREPARE}
+
+
+def data_face_crop(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The `data.face_crop` settings a model's `preprocessing.face_crop` record asks eval to apply to its data;
+    None for crops `prepare` made ahead (the data is crops already: it is read as it is)."""
+    if record is None or record.get("made_by") == MADE_BY_PREPARE:
+        return None
+    return {key: value for key, value in record.items() if key != "made_by"}
 
 
 @dataclass

@@ -20,6 +20,7 @@ from deepfake_lightning.bundle import (
     summarize_test_metrics,
     write_model_bundle,
 )
+from deepfake_lightning.data.face_crops import data_face_crop
 from deepfake_lightning.distributed import is_rank_zero
 from deepfake_lightning.evaluation.calibrate_run import DEFAULT_RULE, calibrate_predictions
 from deepfake_lightning.evaluation.predict import predict_logits
@@ -41,6 +42,10 @@ def apply_checkpoint_preprocessing(cfg: DictConfig, model: LoadedModel) -> None:
         return
     with open_dict(cfg):
         for key, value in model.preprocessing.items():
+            if key == "face_crop":  # how training cut faces; crops `prepare` made ahead are read as they are
+                value = data_face_crop(value)
+                if value is None:
+                    continue
             current = cfg.data.get(key) if key in cfg.data else None
             if isinstance(value, dict) and isinstance(current, DictConfig):  # face_crop: keep local keys
                 value = {**OmegaConf.to_container(current, resolve=True), **value}
