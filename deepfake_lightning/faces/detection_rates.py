@@ -179,6 +179,24 @@ def detection_rates(
     return result
 
 
+def _table(title: str, first: str, counts: dict[str, Any], cell: Any, detectors: list[str]) -> list[str]:
+    """One Markdown section: a row per set (or source) with its image count and one cell per detector."""
+    lines = [f"## {title}", "", f"| {first} | images | " + " | ".join(detectors) + " |"]
+    lines.append("|---|---|" + "---|" * len(detectors))
+    for name, by_detector in counts.items():
+        n = next(iter(by_detector.values()))["images"]
+        lines.append(f"| {name} | {n} | " + " | ".join(cell(c) for c in by_detector.values()) + " |")
+    return lines
+
+
+def _found_rate(counts: dict[str, Any]) -> str:
+    return f"{counts['with_a_face']} ({counts['rate']:.2%})"
+
+
+def _found(counts: dict[str, Any]) -> str:
+    return f"{counts['with_a_face']}"
+
+
 def markdown(result: dict[str, Any]) -> str:
     detectors = list(result["detectors"])
     lines = [
@@ -188,26 +206,11 @@ def markdown(result: dict[str, Any]) -> str:
         "image comes from). Detectors: "
         + "; ".join(f"`{name}` {json.dumps(spec)}" for name, spec in result["detectors"].items()),
         "",
-        f"## Real face photos: images with a face found (goal for centerface: >= {GOAL_RATE:.0%})",
-        "",
-        "| set | images | " + " | ".join(detectors) + " |",
-        "|---|---|" + "---|" * len(detectors),
     ]
-    for dataset, by_detector in result["real_photos"].items():
-        n = next(iter(by_detector.values()))["images"]
-        cells = [f"{c['with_a_face']} ({c['rate']:.2%})" for c in by_detector.values()]
-        lines.append(f"| {dataset} | {n} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Non-face images: images with a face reported (false detections; lower is better)",
-        "",
-        "| source | images | " + " | ".join(detectors) + " |",
-        "|---|---|" + "---|" * len(detectors),
-    ]
-    for source, by_detector in result["non_face_images"].items():
-        n = next(iter(by_detector.values()))["images"]
-        cells = [f"{c['with_a_face']}" for c in by_detector.values()]
-        lines.append(f"| {source} | {n} | " + " | ".join(cells) + " |")
+    title = f"Real face photos: images with a face found (goal for centerface: >= {GOAL_RATE:.0%})"
+    lines += _table(title, "set", result["real_photos"], _found_rate, detectors)
+    title = "Non-face images: images with a face reported (false detections; lower is better)"
+    lines += ["", *_table(title, "source", result["non_face_images"], _found, detectors)]
     lines += ["", "Misses and false detections by file name are in detection_rates.json.", ""]
     return "\n".join(lines)
 
