@@ -70,7 +70,14 @@ REFUSED = [
     ("export", "opset=abc", "opset='abc': expected an integer >= 7 (ONNX opset)"),
     ("export", "max_eval_images=0", "max_eval_images=0: expected an integer >= 1"),
     ("serve", "torch_replicas=-1", "torch_replicas=-1: expected an integer >= 0"),
-    ("serve", "face_crop=maybe", "face_crop='maybe': expected true or false"),
+    (
+        "serve",
+        "face_crop=maybe",
+        "face_crop='maybe': expected null (as the model was trained), true or false",
+    ),
+    ("predict", "face_detector=mtcnn", "face_detector='mtcnn': expected null or centerface or haar"),
+    ("predict_video", "face_scale=0.5", "face_scale=0.5: expected null or a number in [1, 4]"),
+    ("serve", "face_max_faces=0", "face_max_faces=0: expected null or an integer >= 1"),
     ("prepare", "+framez=3", "framez=3: unknown key; did you mean frames?"),
 ]
 
@@ -84,6 +91,16 @@ def test_entry_configs_are_checked_by_the_schema(
     with pytest.raises(ConfigError) as info:
         ENTRIES[entry](cfg)
     assert str(info.value) == message
+
+
+def test_whole_images_refuse_a_face_detector_beside_them(tmp_path: Path) -> None:
+    files = _stand_in_files(tmp_path)
+    cfg = compose_entry(
+        "predict", [*_base("predict", files), "face_crop=false", "face_detector=haar"], tmp_path / "r"
+    )
+    with pytest.raises(ConfigError) as info:
+        predict(cfg)
+    assert str(info.value) == "face_crop=false with face_detector set: drop them or set face_crop=true"
 
 
 def test_the_schema_names_the_missing_model_file(tmp_path: Path) -> None:

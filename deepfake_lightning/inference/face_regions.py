@@ -27,8 +27,6 @@ FACE_OPTION_KEYS = {
     "face_scale": "scale",
     "face_size": "size",
 }
-# every face key of the entry points (conf/faces/inference.yaml)
-FACE_CONFIG_KEYS = ("face_crop", *FACE_OPTION_KEYS, "face_max_faces")
 MAX_FACES = 16  # faces scored per image by default (best detector score first): a crowd costs at most this
 DEFAULT_SPEC: dict[str, Any] = {"detector": "centerface", "alignment": "landmarks", "scale": 1.3, "size": 256}
 
