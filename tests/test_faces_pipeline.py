@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from deepfake_lightning.data.datamodule import DeepfakeDataModule
+from deepfake_lightning.data.images import load_rgb
 from deepfake_lightning.data.transforms import build_eval_transform
 from deepfake_lightning.faces import Alignment, FacePipeline, centerface_model
-from deepfake_lightning.faces.cache import read_rgb
 from deepfake_lightning.inference import Detector
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServiceSettings
@@ -67,7 +67,7 @@ def face_ckpt(tmp_path_factory: pytest.TempPathFactory, face_folder: Path) -> Pa
 
 
 def _two_faces() -> np.ndarray:
-    left, right = (read_rgb(p) for p in sorted((LFW_DIR / "real").glob("*.jpg"))[:2])
+    left, right = (load_rgb(p) for p in sorted((LFW_DIR / "real").glob("*.jpg"))[:2])
     return np.concatenate([left, right], axis=1)
 
 
@@ -83,7 +83,7 @@ def test_data_face_crop_serves_the_aligned_face(face_folder: Path, tmp_path: Pat
     path = next(p for p, _ in dataset.samples if p.endswith(".jpg"))
     item = dataset[dataset.samples.index(next(s for s in dataset.samples if s[0] == path))]
     pipeline = FacePipeline("centerface", Alignment("landmarks", 1.3, 64))
-    expected = build_eval_transform(32, "resize", module.normalize)(pipeline.largest(read_rgb(path)).image)
+    expected = build_eval_transform(32, "resize", module.normalize)(pipeline.largest(load_rgb(path)).image)
     assert np.array_equal(item["image"].numpy(), expected.numpy())  # the same crop, to the pixel
     skipping = DeepfakeDataModule(
         str(face_folder), layout="folder", image_size=32, num_workers=0, use_all_for_test=True,

@@ -32,6 +32,7 @@ SPEC_KEYS = ("detector", "alignment", "scale", "size")
 # the detector options a spec may carry (thresholds, working size): a `prepare` summary records them
 OPTION_KEYS = tuple(sorted({key for keys in SPEC_OPTIONS.values() for key in keys}))
 MADE_BY_PREPARE = "prepare"  # a record's `made_by`: the crops were written ahead of training by `prepare`
+SUMMARY_FILE = "summary.json"  # what `prepare` writes beside its crops (data/video_dataset/run.py)
 
 
 def face_crop_spec(settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -45,8 +46,6 @@ def face_crop_spec(settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def prepared_face_record(root: str | Path | None) -> dict[str, Any] | None:
     """The `preprocessing.face_crop` record of a folder set `prepare` made: the face pipeline its `summary.json`
     says cut the crops (`settings.face`), with `made_by: prepare`; None for any other folder."""
-    from deepfake_lightning.data.video_dataset.run import SUMMARY_FILE  # the file `prepare` writes
-
     summary = Path(str(root)) / SUMMARY_FILE if root else None
     if summary is None or not summary.is_file():
         return None

@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 from tqdm import tqdm
 
+from deepfake_lightning.data.face_crops import SUMMARY_FILE
 from deepfake_lightning.data.video_dataset.extract import VideoResult, crop_folder, prepare_video
 from deepfake_lightning.data.video_dataset.layouts import list_videos
 from deepfake_lightning.data.video_dataset.listing import CLASS_NAMES, Listing, VideoItem
@@ -34,7 +35,6 @@ from deepfake_lightning.faces import FacePipeline
 log = logging.getLogger(__name__)
 
 LABELS_FILE = "labels.csv"
-SUMMARY_FILE = "summary.json"
 BASE_COLUMNS = ("file", "label", "video", "frame", "group")
 
 
