@@ -100,6 +100,22 @@ def test_update_data_is_the_new_set_plus_the_old_in_its_own_split(trained) -> No
     assert old_rows == _rows(trained["run"] / "splits.csv")  # the split the detector was first tested on
 
 
+def test_the_update_cuts_faces_as_the_checkpoint_records() -> None:
+    """The network input includes the face pipeline: a model trained with data.face_crop crops the new data alike
+    (the new data's own on_no_face kept); crops prepare made ahead, or no record, leave the new data's own."""
+    from deepfake_lightning.update.replay_data import update_data
+
+    new = {"root": "/data/new", "batch_size": 4, "face_crop": {"enabled": False, "on_no_face": "skip"}}
+    old = {"root": "/data/old"}
+    cut = {"enabled": True, "detector": "centerface", "alignment": "landmarks", "scale": 1.3, "size": 256}
+    node, _, _ = update_data(new, old, 0.2, {"image_size": 64, "face_crop": cut})
+    assert node["face_crop"] == {**cut, "on_no_face": "skip"}
+    prepared = {**cut, "made_by": "prepare"}
+    for record in (prepared, None):
+        node, _, _ = update_data(new, old, 0.2, {"image_size": 64, "face_crop": record})
+        assert node["face_crop"] == new["face_crop"]
+
+
 def test_without_replay_the_old_set_is_only_tested(trained) -> None:
     cfg = _update_cfg(trained, "no_replay", ["update.replay_fraction=0"])
     prepare_update(cfg)

@@ -4,9 +4,9 @@ The old training data is replayed as the model bundle records it, so every old s
 its training images are replayed, and its test split is the one the detector was first tested on. That keeps
 "before" and "after" on the same images. ``replay_fraction`` is the old sources' share of every training epoch
 (`source_mix.py`). At 0 the old sources are held out and serve only their test split, so forgetting is still
-measured. The network input (size, crop, normalisation, the recorded re-encoding) is the checkpoint's. Everything
-else shared (the loader) comes from the new data's config; every source keeps its own keys (a re-encoding
-quality, augmentation), the old ones as recorded.
+measured. The network input (size, crop, normalisation, the recorded re-encoding, the face pipeline) is the
+checkpoint's. Everything else shared (the loader) comes from the new data's config; every source keeps its own
+keys (a re-encoding quality, augmentation), the old ones as recorded.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from deepfake_lightning.data.face_crops import data_face_crop
 from deepfake_lightning.data.multi_sources import SHARED_ONLY, held_out_names, shared_settings, source_nodes
 from deepfake_lightning.utils.config_schema import plain
 
@@ -48,6 +49,15 @@ def as_sources(node: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: {k: v for k, v in own.items() if k not in SHARED_ONLY} for name, own in sources.items()}
 
 
+def face_crop_setting(new: Mapping[str, Any], preprocessing: Mapping[str, Any]) -> dict[str, Any]:
+    """The update's ``data.face_crop``: the face pipeline the checkpoint records (as eval applies it) over the new
+    data's own keys (``on_no_face``, ``cache_dir``); the new data's own when the model cut no faces itself (none,
+    or crops `prepare` made ahead, which are read as they are)."""
+    own = dict(new.get("face_crop") or {"enabled": False})
+    record = data_face_crop(preprocessing.get("face_crop"))
+    return {**own, **record} if record else own
+
+
 def update_data(
     new: Mapping[str, Any], old: Mapping[str, Any], replay_fraction: float, preprocessing: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[str], list[str]]:
@@ -58,6 +68,7 @@ def update_data(
     renamed = {(f"{name}_old" if name in new_sources else name): node for name, node in old_sources.items()}
     shared = shared_settings(new) if is_multi(new) else {k: v for k, v in new.items() if k in SHARED_ONLY}
     shared.update({k: preprocessing.get(k, new.get(k)) for k in INPUT_KEYS})
+    shared["face_crop"] = face_crop_setting(new, preprocessing)
     held_out = held_out_names(new) if is_multi(new) else []
     trained_new = [name for name in new_sources if name not in held_out]
     node: dict[str, Any] = {
