@@ -33,6 +33,11 @@ def test_extra_set_is_a_whole_folder_seen_through_the_primary_preprocessing() ->
     }  # fmt: skip
     own = extra_set_config(primary, {"_target_": "my.Module", "root": "/k", "batch_size": 2})
     assert own["_target_"] == "my.Module" and own["batch_size"] == 2 and "layout" not in own
+    cut = {"enabled": True, "detector": "centerface", "alignment": "landmarks", "scale": 1.3, "size": 176}
+    assert extra_set_config({**primary, "face_crop": cut}, {"root": "/lfw"})["face_crop"] == cut  # the input
+    assert not extra_set_config({**primary, "face_crop": cut}, {"face_crop": {"enabled": False}})[
+        "face_crop"
+    ]["enabled"]  # a prepared set: crops already
 
 
 def test_eval_scores_whole_folders_and_extra_sets_in_one_table(tiny_run: tuple[Path, Path, Path]) -> None:

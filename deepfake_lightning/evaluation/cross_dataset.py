@@ -31,8 +31,11 @@ from deepfake_lightning.evaluation.predictions import write_predictions_csv
 
 log = logging.getLogger(__name__)
 
+# the network input (size, normalisation, the face pipeline the checkpoint records, as eval applied it to the
+# primary) and the loader; an extra set of crops `prepare` made ahead sets its own face_crop.enabled=false
 SHARED_DATA_KEYS = (
     "image_size",
+    "face_crop",
     "preprocess",
     "normalize",
     "batch_size",

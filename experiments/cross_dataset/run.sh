@@ -43,6 +43,10 @@ ROWS=(
   "ffhq_stylegan_dino|ffhq_stylegan (DINOv2-S partial)|$FFHQ_SET $DINO"
   "dfdc_faces_dino|dfdc_faces (DINOv2-S partial)|$DFDC_SET $DINO"
   "lfw_faceswap_dino|lfw_faceswap (DINOv2-S partial)|$LFW_SET $DINO"
+  # issue 19 §4: the same MobileNetV2 recipes on aligned face crops (experiments/face_detection/README.md); every
+  # set the row is scored on is seen through the same face pipeline (the checkpoint records it)
+  "lfw_faceswap_aligned|lfw_faceswap (ImageNet, aligned crops)|$LFW data.face_crop.enabled=true data.face_crop.size=176"
+  "dfdc_faces_aligned|dfdc_faces (ImageNet, aligned crops)|$DFDC data.face_crop.enabled=true data.face_crop.scale=1.0 data.face_crop.size=224"
   "ffhq_stylegan_sbi_dino|ffhq_stylegan reals (self-blend, DINOv2-S partial)|$FFHQ_SET $SBI $DINO_SBI"
   # leave one dataset out (docs/multi_source.md): two sets in one data module, the third never seen; rows with
   # dfdc_faces take its CPU budget (128 px, 4 epochs), the other the ffhq/lfw one (160 px, 10 epochs)
