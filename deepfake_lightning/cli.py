@@ -3,7 +3,7 @@ with ``main()``'s return value, so these return nothing instead. The Hydra verbs
 ...) point at their ``main`` directly: ``pyproject.toml`` [project.scripts] lists them all.
 
 Each verb imports its module when it runs (lazy imports below): at the top, every verb would import all three,
-and `inference.loadtest` alone pulls in torch (19.8 s to import here, -X importtime, load 15).
+and `bench.loadtest` alone pulls in torch (19.8 s to import here, -X importtime, load 15).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def ablation() -> None:
 
 
 def loadtest() -> None:
-    """``dfl-loadtest`` = ``python -m deepfake_lightning.inference.loadtest``."""
-    from deepfake_lightning.inference.loadtest import main
+    """``dfl-loadtest`` = ``python -m deepfake_lightning.bench.loadtest``."""
+    from deepfake_lightning.bench.loadtest import main
 
     main()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from deepfake_lightning.inference.loadtest import png_claiming
+from deepfake_lightning.bench.loadtest import png_claiming
 from tests.hostile_files import eps_file, jpeg_in_tiff, jpeg_scan_bomb
 
 # what each consumer does with a file

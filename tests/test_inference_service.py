@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from deepfake_lightning.bench.loadtest import png_claiming
 from deepfake_lightning.inference import Detector, load_detector
-from deepfake_lightning.inference.loadtest import png_claiming
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServiceSettings
 from tests.conftest import REPO_ROOT

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from deepfake_lightning.inference import Detector
-from deepfake_lightning.inference.loadtest import (
+from deepfake_lightning.bench.loadtest import (
     Outcome,
     _comparison,
     make_payloads,
@@ -19,6 +18,7 @@ from deepfake_lightning.inference.loadtest import (
     schedule,
     summarize,
 )
+from deepfake_lightning.inference import Detector
 from deepfake_lightning.inference.service import create_app
 
 pytest_plugins = ("tests.fixtures_inference",)  # tiny_ckpt shared fixture
