@@ -43,16 +43,18 @@ ROWS=(
   "ffhq_stylegan_dino|ffhq_stylegan (DINOv2-S partial)|$FFHQ_SET $DINO"
   "dfdc_faces_dino|dfdc_faces (DINOv2-S partial)|$DFDC_SET $DINO"
   "lfw_faceswap_dino|lfw_faceswap (DINOv2-S partial)|$LFW_SET $DINO"
-  # issue 19 §4: the same MobileNetV2 recipes on aligned face crops (experiments/face_detection/README.md); every
-  # set the row is scored on is seen through the same face pipeline (the checkpoint records it)
-  "lfw_faceswap_aligned|lfw_faceswap (ImageNet, aligned crops)|$LFW data.face_crop.enabled=true data.face_crop.size=176"
-  "dfdc_faces_aligned|dfdc_faces (ImageNet, aligned crops)|$DFDC data.face_crop.enabled=true data.face_crop.scale=1.0 data.face_crop.size=224"
   "ffhq_stylegan_sbi_dino|ffhq_stylegan reals (self-blend, DINOv2-S partial)|$FFHQ_SET $SBI $DINO_SBI"
   # leave one dataset out (docs/multi_source.md): two sets in one data module, the third never seen; rows with
   # dfdc_faces take its CPU budget (128 px, 4 epochs), the other the ffhq/lfw one (160 px, 10 epochs)
   "lodo_ffhq_stylegan|multi: dfdc_faces+lfw_faceswap|+experiment=lodo data.held_out=ffhq_stylegan data.image_size=128 trainer.max_epochs=4"
   "lodo_dfdc_faces|multi: ffhq_stylegan+lfw_faceswap|+experiment=lodo data.held_out=dfdc_faces data.image_size=160 trainer.max_epochs=10"
   "lodo_lfw_faceswap|multi: ffhq_stylegan+dfdc_faces|+experiment=lodo data.held_out=lfw_faceswap data.image_size=128 trainer.max_epochs=4"
+  # issue 19 §4: the same MobileNetV2 recipes on aligned face crops (experiments/face_detection/README.md); every
+  # set the row is scored on is seen through the same face pipeline (the checkpoint records it)
+  "lfw_faceswap_aligned|lfw_faceswap (ImageNet, aligned crops)|$LFW data.face_crop.enabled=true data.face_crop.size=176"
+  "dfdc_faces_aligned|dfdc_faces (ImageNet, aligned crops)|$DFDC data.face_crop.enabled=true data.face_crop.scale=1.0 data.face_crop.size=224"
+  # after dfdc_faces (aligned crops) reached LFW swaps (0.80): the LODO row that holds LFW out, on the same crops
+  "lodo_lfw_faceswap_aligned|multi: ffhq_stylegan+dfdc_faces (aligned crops)|+experiment=lodo data.held_out=lfw_faceswap data.image_size=128 trainer.max_epochs=4 data.face_crop.enabled=true data.face_crop.scale=1.0 data.face_crop.size=224"
 )
 
 # every test set as its own data node: the split of its training run (seeded, grouped where it has groups)
