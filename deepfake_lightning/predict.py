@@ -2,7 +2,7 @@
 
 One process by default (DataLoader workers decode while the model scores); with `trainer=ddp_cpu` or
 `trainer=ddp ...` a distributed `trainer.predict` job whose rank shards are merged into one file
-(`inference/distributed_predict.py`). `quantize=int8` runs a cached int8 export of a checkpoint.
+(`prediction/distributed.py`). `quantize=int8` runs a cached int8 export of a checkpoint.
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from deepfake_lightning.inference.batch_predict import (
+from deepfake_lightning.inference.detector import BaseDetector
+from deepfake_lightning.inference.face_regions import FACE_COLUMNS
+from deepfake_lightning.inference.from_config import detector_from_config
+from deepfake_lightning.inference.inputs import InputNotFoundError, expand_inputs
+from deepfake_lightning.inference.int8_cache import int8_config
+from deepfake_lightning.prediction.distributed import predict_distributed
+from deepfake_lightning.prediction.files import (
     COLUMNS,
     auto_decode,
     loader_sizes,
     predict_files,
     write_scored_rows,
 )
-from deepfake_lightning.inference.detector import BaseDetector
-from deepfake_lightning.inference.distributed_predict import predict_distributed
-from deepfake_lightning.inference.face_regions import FACE_COLUMNS
-from deepfake_lightning.inference.from_config import detector_from_config
-from deepfake_lightning.inference.inputs import InputNotFoundError, expand_inputs
-from deepfake_lightning.inference.int8_cache import int8_config
 from deepfake_lightning.utils.config_validation import ConfigError
 from deepfake_lightning.utils.entry_schema import PredictSettings
 from deepfake_lightning.utils.hydra_main import hydra_main

@@ -12,9 +12,9 @@ from omegaconf import DictConfig
 
 from deepfake_lightning.inference.face_regions import FACE_COLUMNS
 from deepfake_lightning.inference.from_config import detector_from_config
-from deepfake_lightning.inference.row_writer import RowWriter
-from deepfake_lightning.inference.video_predict import FRAME_COLUMNS, plot_timeline, predict_frames
 from deepfake_lightning.inference.video_source import Sampling, iter_frames
+from deepfake_lightning.prediction.frames import FRAME_COLUMNS, plot_timeline, predict_frames
+from deepfake_lightning.prediction.row_writer import RowWriter
 from deepfake_lightning.utils.entry_schema import PredictVideoSettings
 from deepfake_lightning.utils.hydra_main import hydra_main
 from deepfake_lightning.utils.task import run_task

@@ -20,8 +20,8 @@ from deepfake_lightning.faces import Alignment, FacePipeline, centerface_model
 from deepfake_lightning.inference import Detector
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServiceSettings
-from deepfake_lightning.inference.video_predict import predict_frames
 from deepfake_lightning.inference.video_source import Frame
+from deepfake_lightning.prediction.frames import predict_frames
 from tests.conftest import LFW_DIR, TINY_TRAINER
 from tests.fixtures_inference import compose_entry
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from deepfake_lightning.inference import Detector
-from deepfake_lightning.inference.row_writer import RowWriter
 from deepfake_lightning.predict import predict
+from deepfake_lightning.prediction.row_writer import RowWriter
 from deepfake_lightning.utils.config_validation import ConfigError
 from tests.fixtures_inference import compose_entry, face_like_image, save_image
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from deepfake_lightning.inference import Detector
-from deepfake_lightning.inference.video_predict import TIMELINE_POINTS, VideoSummary, predict_frames
 from deepfake_lightning.inference.video_source import Sampling, VideoError, batched, is_live, iter_frames
 from deepfake_lightning.predict_video import predict_video
+from deepfake_lightning.prediction.frames import TIMELINE_POINTS, VideoSummary, predict_frames
 from deepfake_lightning.utils.config_validation import ConfigError
 from tests.fixtures_inference import compose_entry, write_video
 

@@ -12,9 +12,9 @@ import torch
 from deepfake_lightning.bundle import open_model
 from deepfake_lightning.inference import Detector
 from deepfake_lightning.inference.backends import ONNX_BATCH_PER_SESSION, TORCH_CPU_BATCH
-from deepfake_lightning.inference.batch_predict import auto_batch_size, predict_files
 from deepfake_lightning.inference.int8_cache import cache_key
 from deepfake_lightning.predict import predict
+from deepfake_lightning.prediction.files import auto_batch_size, predict_files
 from deepfake_lightning.utils.config_validation import ConfigError
 from tests.fixtures_inference import compose_entry, face_like_image, save_image
 
@@ -62,9 +62,9 @@ def test_overlapped_batches_give_the_serial_rows(tiny_ckpt: Path, mixed_folder: 
 
 def test_uint8_batches_normalize_to_the_exact_model_inputs(tiny_ckpt: Path, calibrated_ckpt) -> None:
     """Workers send uint8; the lookup table gives bit-identical floats to the eval transform, per preprocessing."""
-    from deepfake_lightning.inference.detector import stack_inputs
     from deepfake_lightning.inference.load import load_detector
-    from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
+    from deepfake_lightning.prediction.scoring import stack_inputs
+    from deepfake_lightning.prediction.uint8_transfer import Uint8Transfer
 
     detector = Detector.load(tiny_ckpt)
     images = [face_like_image(i, size=64 + 8 * i) for i in range(4)]

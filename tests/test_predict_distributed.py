@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from deepfake_lightning.inference.distributed_predict import merge_rows, merge_shard_files
 from deepfake_lightning.predict import predict
+from deepfake_lightning.prediction.distributed import merge_rows, merge_shard_files
 from tests.conftest import REPO_ROOT
 from tests.fixtures_inference import compose_entry, face_like_image, save_image
 

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from deepfake_lightning.inference import Detector
-from deepfake_lightning.inference.batching import DynamicBatcher
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServiceSettings
+from deepfake_lightning.prediction.batcher import DynamicBatcher
 from tests.fixtures_inference import face_like_image
 from tests.test_inference_service import png_bytes
 

@@ -15,8 +15,8 @@ from deepfake_lightning.eval import evaluate
 from deepfake_lightning.evaluation.aggregate import ScoreAggregate, aggregate_groups, group_level_metrics
 from deepfake_lightning.evaluation.metrics import compute_metrics
 from deepfake_lightning.evaluation.predictions import read_predictions_csv, write_predictions_csv
-from deepfake_lightning.inference.video_predict import VideoSummary
 from deepfake_lightning.predict_video import predict_video
+from deepfake_lightning.prediction.frames import VideoSummary
 from deepfake_lightning.utils.config_validation import ConfigError
 from tests.conftest import write_image
 from tests.fixtures_inference import compose_entry, write_video

@@ -30,16 +30,17 @@ from deepfake_lightning.bench.rows import Row, device_label
 from deepfake_lightning.bundle import ModelBundle
 from deepfake_lightning.data.images import BadImageError
 from deepfake_lightning.inference.backends import OnnxBackend, TorchBackend
-from deepfake_lightning.inference.batch_predict import (
+from deepfake_lightning.inference.detector import Detector
+from deepfake_lightning.prediction.files import (
     COLUMNS,
     auto_decode,
     batch_source,
     loader_sizes,
     predict_files,
 )
-from deepfake_lightning.inference.detector import Detector, stack_inputs
-from deepfake_lightning.inference.row_writer import RowWriter
-from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
+from deepfake_lightning.prediction.row_writer import RowWriter
+from deepfake_lightning.prediction.scoring import stack_inputs
+from deepfake_lightning.prediction.uint8_transfer import Uint8Transfer
 
 log = logging.getLogger(__name__)
 POOL = 64  # prepared images cycled by the model-only rows

@@ -284,7 +284,7 @@ def model_only_throughput(
     import torch
 
     from deepfake_lightning.inference import Detector
-    from deepfake_lightning.inference.detector import stack_inputs
+    from deepfake_lightning.prediction.scoring import stack_inputs
     from deepfake_lightning.serve import torch_per_core
 
     detector = Detector.load(ckpt_path, backend=backend, onnx_sessions=onnx_sessions)

@@ -2,7 +2,7 @@
 
 Evaluation's half of prediction: uncalibrated logits and labels, the inputs of calibration and every metric.
 Scoring unlabelled files with a deployed model (calibrated p_fake, a label, one row per file, errors included)
-is `inference/batch_predict.py`; it runs through `Detector` backends, not the training module.
+is `prediction/files.py`; it runs through `Detector` backends, not the training module.
 
 Calibration, extra eval sets, robustness and explanations all need predictions of an already-tested module
 without Lightning's loop machinery (no logging, no callbacks, no stage metrics to reset); one plain

@@ -35,8 +35,8 @@ from deepfake_lightning.inference.face_regions import (
     resolve_face_pipeline,
 )
 from deepfake_lightning.inference.inputs import DEFAULT_MIN_SIZE, as_list, as_rgb_array, check_min_size
+from deepfake_lightning.prediction.scoring import label_of, score_prepared
 
-FAKE, REAL = "fake", "real"
 DESCRIBED = (  # bundle fields an answer may show (the card has the rest); paths are cut to names by the service
     "source", "manifest", "format", "sha256", "preprocessing", "temperature", "threshold", "threshold_rule",
     "calibration_source", "checkpoint_threshold", "attention", "versions",
@@ -99,25 +99,6 @@ def preprocessing_key(preprocessing: dict[str, Any]) -> str:
     return json.dumps(preprocessing, sort_keys=True, default=str)
 
 
-def stack_inputs(prepared: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tensor]:
-    """Per-image tuples of KxCxHxW tensors (one per preprocessing) -> one (sum K)xCxHxW batch per preprocessing."""
-    return [torch.cat(list(column)) for column in zip(*prepared, strict=True)]
-
-
-def region_counts(prepared: Sequence[Sequence[torch.Tensor]]) -> list[int]:
-    """How many scored regions (rows of the batch) each image brought."""
-    return [int(tensors[0].shape[0]) for tensors in prepared]
-
-
-def per_image(p_fake: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
-    """The batch's region scores cut back into one array per image (its faces, or its whole image)."""
-    return np.split(np.asarray(p_fake), np.cumsum(counts)[:-1])
-
-
-def label_of(p_fake: float, threshold: float) -> str:
-    return FAKE if p_fake >= threshold else REAL
-
-
 class BaseDetector:
     """What `Detector` and `EnsembleDetector` share: `preparer`, `threshold`, `score()` and `predict()`."""
 
@@ -151,23 +132,14 @@ class BaseDetector:
                 self.prepare(image, str(image) if isinstance(image, (str, Path)) else f"<input {start + i}>")
                 for i, image in enumerate(items[start : start + batch_size])
             ]
-            tensors = [prepared for prepared, _ in chunk]
-            scores = self.score(stack_inputs(tensors), attention=attention)
-            first = 0
-            for (_, report), p_regions in zip(
-                chunk, per_image(scores.p_fake, region_counts(tensors)), strict=True
-            ):
-                best = first + int(np.argmax(p_regions))  # the image's score: its highest face
-                first += len(p_regions)
-                p = float(p_regions.max())
-                amap = scores.attention[best] if scores.attention is not None else None
+            scored = score_prepared(self, [prepared for prepared, _ in chunk], attention=attention)
+            for (_, report), one in zip(chunk, scored, strict=True):  # the image's score: its highest face
+                label = label_of(one.p_fake, self.threshold)
                 if report is None:
-                    results.append(Prediction(p, label_of(p, self.threshold), None, amap))
+                    results.append(Prediction(one.p_fake, label, None, one.attention))
                     continue
-                fields = report.fields(p_regions if report.faces else None)
-                results.append(
-                    Prediction(p, label_of(p, self.threshold), fields["face"], amap, fields["faces"])
-                )
+                fields = report.fields(one.regions if report.faces else None)
+                results.append(Prediction(one.p_fake, label, fields["face"], one.attention, fields["faces"]))
         return results
 
 

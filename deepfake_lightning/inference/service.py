@@ -4,7 +4,7 @@ Every client mistake (no file, empty, random bytes, truncated, too big, too many
 too slow) is a 4xx with a JSON `{"detail": ...}`; a 5xx only ever means a server fault. The API key, route,
 method and content type are checked on the request head (`upload_guard.py`), body size and deadline on the byte
 stream (`request_limits.py`); `middleware.py` orders those layers. Images of concurrent requests are decoded in
-parallel and scored in dynamic batches (`batching.py`); videos are decoded outside the model, their frames scored
+parallel and scored in dynamic batches (`prediction/batcher.py`); videos are decoded outside the model, their frames scored
 through the same batches. `max_batch_size=1` keeps the previous path (one request at a time through one
 lock) as the baseline the load test compares against. The page at `/` is plain HTML/JS from `web/`.
 """
@@ -32,9 +32,8 @@ from pydantic import BaseModel
 from deepfake_lightning.bundle import package_version
 from deepfake_lightning.data.images import BadImageError, ImageTooLargeError
 from deepfake_lightning.inference import explain as explaining
-from deepfake_lightning.inference.batching import DynamicBatcher, Scored, scored_images
 from deepfake_lightning.inference.decode_budget import Budget
-from deepfake_lightning.inference.detector import BaseDetector, label_of, region_counts, stack_inputs
+from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.disconnect import stop_event
 from deepfake_lightning.inference.drift import DriftMonitor
 from deepfake_lightning.inference.face_regions import FaceReport
@@ -49,7 +48,6 @@ from deepfake_lightning.inference.video_containers import (
     UnsupportedContainerError,
     sniff_container,
 )
-from deepfake_lightning.inference.video_predict import VideoSummary, frame_fields, predict_frames
 from deepfake_lightning.inference.video_source import (
     Frame,
     Sampling,
@@ -58,6 +56,9 @@ from deepfake_lightning.inference.video_source import (
     batched,
     iter_frames,
 )
+from deepfake_lightning.prediction.batcher import DynamicBatcher
+from deepfake_lightning.prediction.frames import VideoSummary, predict_frames
+from deepfake_lightning.prediction.scoring import Scored, label_of, score_prepared, scored_fields
 
 READ_CHUNK = 1 << 16
 PATH_KEYS = ("source", "calibration_source", "manifest")
@@ -145,10 +146,8 @@ class _Scorer:
         return self.detector.preparer(array, name)
 
     def score_serial(self, prepared: list[Prepared], attention: bool = False) -> list[Scored]:
-        tensors = [item for item, _ in prepared]
         with self.lock:
-            scores = self.detector.score(stack_inputs(tensors), attention=attention)
-        return scored_images(scores.p_fake, scores.attention, region_counts(tensors))
+            return score_prepared(self.detector, [item for item, _ in prepared], attention=attention)
 
     def result(self, name: str, scored: Scored, report: FaceReport | None, **extra: Any) -> PredictionOut:
         """The answer for one image; with faces, each face with its box and own p_fake (the image's is the max)."""
@@ -322,7 +321,7 @@ class _Scorer:
                 summary.errors += 1
             else:
                 one, report = p_of[frame.index]
-                row.update(frame_fields(one.regions, report, self.detector.threshold))
+                row.update(scored_fields(one, report, self.detector.threshold))
                 summary.add(row["time_s"], row["p_fake"], row.get("face"))
             rows.append(row)
 

@@ -18,11 +18,11 @@ from pydantic import Field, model_validator
 from deepfake_lightning.faces.detector import DETECTORS
 from deepfake_lightning.faces.types import ALIGN_MODES
 from deepfake_lightning.inference.backends import BACKENDS
-from deepfake_lightning.inference.batch_predict import DECODE_IN
 from deepfake_lightning.inference.export_model import FORMATS as EXPORT_FORMATS
 from deepfake_lightning.inference.face_regions import FACE_OPTION_KEYS
-from deepfake_lightning.inference.row_writer import FORMATS as ROW_FORMATS
 from deepfake_lightning.inference.video_source import is_live
+from deepfake_lightning.prediction.files import DECODE_IN
+from deepfake_lightning.prediction.row_writer import FORMATS as ROW_FORMATS
 from deepfake_lightning.utils.config_schema import (
     THRESHOLD_WORDS,
     ConfigError,

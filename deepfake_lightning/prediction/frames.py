@@ -14,15 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lightning.evaluation.aggregate import DEFAULT_AGGREGATE, ScoreAggregate, check_aggregate
-from deepfake_lightning.inference.detector import (
-    BaseDetector,
-    label_of,
-    per_image,
-    region_counts,
-    stack_inputs,
-)
-from deepfake_lightning.inference.face_regions import FACE_COLUMNS, FaceReport
+from deepfake_lightning.inference.detector import BaseDetector
+from deepfake_lightning.inference.face_regions import FACE_COLUMNS
 from deepfake_lightning.inference.video_source import Frame, batched
+from deepfake_lightning.prediction.scoring import label_of, score_prepared, scored_fields
 
 FRAME_COLUMNS = ("frame", "time_s", "p_fake", "label", *FACE_COLUMNS, "error")
 TIMELINE_POINTS = 4096
@@ -103,26 +98,14 @@ def predict_frames(
             rows.append(row)
         good = [row for row in rows if "error" not in row]
         if prepared:
-            tensors = [item for item, _ in prepared]
-            scores = detector.score(stack_inputs(tensors))
-            for row, p_regions, (_, report) in zip(
-                good, per_image(scores.p_fake, region_counts(tensors)), prepared, strict=True
-            ):
-                row.update(frame_fields(p_regions, report, detector.threshold))
+            scored = score_prepared(detector, [item for item, _ in prepared])
+            for row, one, (_, report) in zip(good, scored, prepared, strict=True):
+                row.update(scored_fields(one, report, detector.threshold))
                 summary.add(row["time_s"], row["p_fake"], row.get("face"))
         if on_row is not None:
             for row in rows:
                 on_row(row)
     return summary
-
-
-def frame_fields(p_regions: Any, report: FaceReport | None, threshold: float) -> dict[str, Any]:
-    """A scored frame's (or image's) fields: p_fake (the highest of its faces), label, and its faces."""
-    p_fake = float(max(p_regions))
-    fields: dict[str, Any] = {"p_fake": p_fake, "label": label_of(p_fake, threshold), "error": ""}
-    if report is not None:
-        fields.update(report.fields(list(p_regions) if report.faces else None))
-    return fields
 
 
 def plot_timeline(summary: VideoSummary, threshold: float, path: str | Path, title: str = "") -> Path:

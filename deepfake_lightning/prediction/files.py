@@ -28,10 +28,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
-from deepfake_lightning.inference.decode_threads import thread_batches
-from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, label_of, per_image
-from deepfake_lightning.inference.row_writer import RowWriter
-from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
+from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer
+from deepfake_lightning.prediction.decode_threads import thread_batches
+from deepfake_lightning.prediction.row_writer import RowWriter
+from deepfake_lightning.prediction.scoring import scored_fields, scored_images
+from deepfake_lightning.prediction.uint8_transfer import Uint8Transfer
 
 COLUMNS = ("path", "p_fake", "label", "error")
 MAX_AUTO_WORKERS = 4  # LFW-size JPEGs decode + resize at ~1600 img/s per core: 4 workers feed any CPU model
@@ -170,20 +171,14 @@ def score_batch(
     inputs = batch["inputs"]
     p_fake = detector.score(transfer.normalize(inputs)).p_fake if inputs is not None else np.empty(0)
     good = [item for item in batch["items"] if "error" not in item]
-    scores = iter(per_image(p_fake, [item["regions"] for item in good]) if good else [])
+    scored = iter(scored_images(p_fake, None, [item["regions"] for item in good]) if good else [])
     rows = []
     for item in batch["items"]:
         row = {"index": item["index"], "path": item["path"], "p_fake": None, "label": None, "face": None}
         if "error" in item:
             rows.append(row | {"error": item["error"]})
             continue
-        p_regions = next(scores)
-        score = float(p_regions.max())
-        row |= {"p_fake": score, "label": label_of(score, detector.threshold), "error": ""}
-        report = item["face"]
-        if report is not None:
-            row |= report.fields(p_regions if report.faces else None)
-        rows.append(row)
+        rows.append(row | scored_fields(next(scored), item["face"], detector.threshold))
     return rows
 
 

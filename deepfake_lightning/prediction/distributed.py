@@ -25,14 +25,14 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
-from deepfake_lightning.inference.batch_predict import (
+from deepfake_lightning.inference.detector import BaseDetector
+from deepfake_lightning.prediction.files import (
     file_loader,
     loader_sizes,
     score_batch,
     write_scored_rows,
 )
-from deepfake_lightning.inference.detector import BaseDetector
-from deepfake_lightning.inference.uint8_transfer import Uint8Transfer
+from deepfake_lightning.prediction.uint8_transfer import Uint8Transfer
 
 log = logging.getLogger(__name__)
 

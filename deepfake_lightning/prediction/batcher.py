@@ -24,35 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 
-from deepfake_lightning.inference.detector import BaseDetector, per_image, region_counts, stack_inputs
+from deepfake_lightning.inference.detector import BaseDetector
+from deepfake_lightning.prediction.scoring import Scored, score_prepared
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass
-class Scored:
-    """One image: `p_fake` (the highest of its regions), each region's score (its faces, or the whole image) and
-    the index of the highest."""
-
-    p_fake: float
-    attention: np.ndarray | None = None  # h x w in [0, 1] when asked for and the model has one
-    regions: list[float] = field(default_factory=list)
-    best: int = 0
-
-
-def scored_images(p_fake: np.ndarray, maps: np.ndarray | None, counts: Sequence[int]) -> list[Scored]:
-    """A batch's region scores (and attention maps) cut back into one `Scored` per image."""
-    results, first = [], 0
-    for p_regions in per_image(p_fake, counts):
-        best = int(np.argmax(p_regions))
-        amap = maps[first + best] if maps is not None else None
-        results.append(Scored(float(p_regions[best]), amap, [float(p) for p in p_regions], best))
-        first += len(p_regions)
-    return results
 
 
 @dataclass
@@ -135,11 +113,8 @@ class DynamicBatcher:
                     job.future.set_result(result)
 
     def _score_batch(self, batch: Sequence[_Job]) -> list[Scored]:
-        attention = any(job.attention for job in batch)
-        tensors = [job.tensors for job in batch]
-        scores = self.detector.score(stack_inputs(tensors), attention=attention)
-        results = scored_images(
-            scores.p_fake, scores.attention if attention else None, region_counts(tensors)
+        results = score_prepared(
+            self.detector, [job.tensors for job in batch], attention=any(job.attention for job in batch)
         )
         for job, result in zip(batch, results, strict=True):
             if not job.attention:

@@ -1,0 +1,86 @@
+"""The scoring step every prediction path shares: prepared images -> one model call -> one `Scored` per image.
+
+A prepared image is one KxCxHxW tensor per distinct preprocessing (K its regions: each face's crop, or the
+whole image). A batch stacks them (sum K rows), the detector scores the rows, and the rows are cut back per
+image: the image's `p_fake` is its highest region's, and its attention map that region's. Files, video
+frames, the service (batched or serial) and `Detector.predict` all go through here, so their rows and
+answers agree on what an image's score is.
+
+No runtime import of `inference/`: `inference/detector.py` builds on this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from deepfake_lightning.inference.detector import BaseDetector
+    from deepfake_lightning.inference.face_regions import FaceReport
+
+FAKE, REAL = "fake", "real"
+
+
+def label_of(p_fake: float, threshold: float) -> str:
+    return FAKE if p_fake >= threshold else REAL
+
+
+def stack_inputs(prepared: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tensor]:
+    """Per-image tuples of KxCxHxW tensors (one per preprocessing) -> one (sum K)xCxHxW batch per preprocessing."""
+    return [torch.cat(list(column)) for column in zip(*prepared, strict=True)]
+
+
+def region_counts(prepared: Sequence[Sequence[torch.Tensor]]) -> list[int]:
+    """How many scored regions (rows of the batch) each image brought."""
+    return [int(tensors[0].shape[0]) for tensors in prepared]
+
+
+def per_image(p_fake: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
+    """The batch's region scores cut back into one array per image (its faces, or its whole image)."""
+    return np.split(np.asarray(p_fake), np.cumsum(counts)[:-1])
+
+
+@dataclass
+class Scored:
+    """One image: `p_fake` (the highest of its regions), each region's score (its faces, or the whole image) and
+    the index of the highest."""
+
+    p_fake: float
+    attention: np.ndarray | None = None  # h x w in [0, 1] when asked for and the model has one
+    regions: list[float] = field(default_factory=list)
+    best: int = 0
+
+
+def scored_images(p_fake: np.ndarray, maps: np.ndarray | None, counts: Sequence[int]) -> list[Scored]:
+    """A batch's region scores (and attention maps) cut back into one `Scored` per image."""
+    results, first = [], 0
+    for p_regions in per_image(p_fake, counts):
+        best = int(np.argmax(p_regions))
+        amap = maps[first + best] if maps is not None else None
+        results.append(Scored(float(p_regions[best]), amap, [float(p) for p in p_regions], best))
+        first += len(p_regions)
+    return results
+
+
+def score_prepared(
+    detector: BaseDetector, prepared: Sequence[Sequence[torch.Tensor]], attention: bool = False
+) -> list[Scored]:
+    """Prepared images (each a tuple of KxCxHxW tensors) scored in one model call, one `Scored` each, in order."""
+    scores = detector.score(stack_inputs(prepared), attention=attention)
+    return scored_images(scores.p_fake, scores.attention, region_counts(prepared))
+
+
+def scored_fields(scored: Scored, report: FaceReport | None, threshold: float) -> dict[str, Any]:
+    """A scored image's (or frame's) row fields: p_fake (the highest of its faces), label, error, and its faces."""
+    fields: dict[str, Any] = {
+        "p_fake": scored.p_fake,
+        "label": label_of(scored.p_fake, threshold),
+        "error": "",
+    }
+    if report is not None:
+        fields.update(report.fields(scored.regions if report.faces else None))
+    return fields
