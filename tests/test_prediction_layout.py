@@ -123,3 +123,28 @@ def test_files_frames_and_the_api_agree_on_each_image(tiny_ckpt: Path, tmp_path:
     assert [r["p_fake"] for r in frame_rows] == pytest.approx(p_api, abs=1e-5)
     assert [r["error"] for r in file_rows + frame_rows] == [""] * 6
     assert summary.result(detector.threshold)["p_fake_mean"] == pytest.approx(float(np.mean(p_api)), abs=1e-5)
+
+
+def _imported_modules(tree: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_evaluation_keeps_only_labelled_evaluation() -> None:
+    """evaluation/predict.py holds the labelled logits of a module over a data module (eval, robustness,
+    cross-dataset, calibration) and nothing else; no evaluation module scores files through the deployed side."""
+    tree = ast.parse((PACKAGE / "evaluation" / "predict.py").read_text())
+    defined = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+    assert defined == ["predict_logits"], defined
+    crossing = [
+        f"{path.name} imports {module}"
+        for path in sorted((PACKAGE / "evaluation").glob("*.py"))
+        for module in _imported_modules(ast.parse(path.read_text()))
+        if module.startswith(("deepfake_lightning.prediction", "deepfake_lightning.inference"))
+    ]
+    assert not crossing, crossing
