@@ -62,7 +62,7 @@ MOVED = (
     "decode_threads",
     "uint8_transfer",
 )
-SPLIT_STEP = {"stack_inputs", "region_counts", "per_image", "scored_images", "label_of"}
+SPLIT_STEP = {"stack_inputs", "region_counts", "per_image", "scored_images", "scored_fields", "label_of"}
 
 
 def test_scoring_modules_live_in_the_prediction_package() -> None:

@@ -57,13 +57,18 @@ from deepfake_lightning.inference.video_source import (
     iter_frames,
 )
 from deepfake_lightning.prediction.batcher import DynamicBatcher
-from deepfake_lightning.prediction.frames import VideoSummary, predict_frames
-from deepfake_lightning.prediction.scoring import Scored, label_of, score_prepared, scored_fields
+from deepfake_lightning.prediction.frames import (
+    Prepared,
+    VideoSummary,
+    frame_rows,
+    predict_frames,
+    prepare_frames,
+)
+from deepfake_lightning.prediction.scoring import Scored, label_of, score_prepared
 
 READ_CHUNK = 1 << 16
 PATH_KEYS = ("source", "calibration_source", "manifest")
 WEB = resources.files("deepfake_lightning.inference") / "web"
-Prepared = tuple[tuple[torch.Tensor, ...], FaceReport | None]
 # a video whose container records no length: what the caller can do (the service has no `every_k`)
 UNKNOWN_LENGTH_HINT = "the server spreads video_num_frames={n} frames over the length a container records: re-encode it (e.g. as MP4)"
 
@@ -272,13 +277,7 @@ class _Scorer:
         """Decode and preprocess in a worker thread, one chunk at a time; a frame that fails keeps its message."""
         with self.videos:
             for chunk in batched(self.frames(path, container), self.settings.video_batch_size):
-                items: list[tuple[Frame, Prepared | str]] = []
-                for frame in chunk:
-                    try:
-                        items.append((frame, self.prepare_frame(frame)))
-                    except ValueError as err:  # too small, odd shape: recorded per frame
-                        items.append((frame, str(err)))
-                yield items
+                yield prepare_frames(chunk, self.prepare_frame)
 
     def prepare_frame(self, frame: Frame) -> Prepared:
         if self.crops_faces:
@@ -294,36 +293,13 @@ class _Scorer:
         chunks = self.prepared_frames(path, container)
         try:
             async for items in iterate_in_threadpool(chunks):
-                self._add_chunk(items, await self._score_chunk(items), summary, rows)
+                scored = await asyncio.gather(
+                    *(self.batcher.score(item[0]) for _, item in items if not isinstance(item, str))
+                )
+                rows.extend(frame_rows(items, scored, self.detector.threshold, summary))
         finally:
             chunks.close()  # a cancelled request: the decoder and its `video_concurrency` slot are released now
         return VideoOut(filename=name, summary=summary.result(self.detector.threshold), frames=rows)
-
-    async def _score_chunk(
-        self, items: list[tuple[Frame, Prepared | str]]
-    ) -> dict[int, tuple[Scored, FaceReport | None]]:
-        assert self.batcher is not None
-        good = [(frame, item) for frame, item in items if not isinstance(item, str)]
-        scored = await asyncio.gather(*(self.batcher.score(item[0]) for _, item in good))
-        return {frame.index: (s, item[1]) for (frame, item), s in zip(good, scored, strict=True)}
-
-    def _add_chunk(
-        self,
-        items: list[tuple[Frame, Prepared | str]],
-        p_of: dict[int, tuple[Scored, FaceReport | None]],
-        summary: VideoSummary,
-        rows: list[dict[str, Any]],
-    ) -> None:
-        for frame, item in items:
-            row: dict[str, Any] = {"frame": frame.index, "time_s": round(frame.time_s, 4)}
-            if isinstance(item, str):
-                row.update(p_fake=None, label=None, error=item)
-                summary.errors += 1
-            else:
-                one, report = p_of[frame.index]
-                row.update(scored_fields(one, report, self.detector.threshold))
-                summary.add(row["time_s"], row["p_fake"], row.get("face"))
-            rows.append(row)
 
 
 def _public(record: Any) -> Any:

@@ -8,19 +8,24 @@ batch of frames, a k-element heap, and a timeline that halves its resolution whe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from deepfake_lightning.evaluation.aggregate import DEFAULT_AGGREGATE, ScoreAggregate, check_aggregate
 from deepfake_lightning.inference.detector import BaseDetector
-from deepfake_lightning.inference.face_regions import FACE_COLUMNS
+from deepfake_lightning.inference.face_regions import FACE_COLUMNS, FaceReport
 from deepfake_lightning.inference.video_source import Frame, batched
-from deepfake_lightning.prediction.scoring import label_of, score_prepared, scored_fields
+from deepfake_lightning.prediction.scoring import Scored, label_of, score_prepared, scored_fields
 
 FRAME_COLUMNS = ("frame", "time_s", "p_fake", "label", *FACE_COLUMNS, "error")
 TIMELINE_POINTS = 4096
+Prepared = tuple[
+    tuple[torch.Tensor, ...], FaceReport | None
+]  # a frame's tensors (one per preprocessing), faces
 
 
 @dataclass
@@ -87,25 +92,46 @@ def predict_frames(
     """Score frames batch by batch; each frame's row goes to `on_row` (a file writer) and is not kept."""
     summary = VideoSummary(top_k=top_k, aggregate=aggregate)
     for batch in batched(frames, batch_size):
-        prepared, rows = [], []
-        for frame in batch:
-            row: dict[str, Any] = {"frame": frame.index, "time_s": round(frame.time_s, 4)}
-            try:
-                prepared.append(detector.preparer(frame.image, f"frame {frame.index}"))
-            except ValueError as err:  # too small, odd shape: recorded per frame
-                row.update(p_fake=None, label=None, error=str(err))
-                summary.errors += 1
-            rows.append(row)
-        good = [row for row in rows if "error" not in row]
-        if prepared:
-            scored = score_prepared(detector, [item for item, _ in prepared])
-            for row, one, (_, report) in zip(good, scored, prepared, strict=True):
-                row.update(scored_fields(one, report, detector.threshold))
-                summary.add(row["time_s"], row["p_fake"], row.get("face"))
-        if on_row is not None:
-            for row in rows:
+        items = prepare_frames(batch, lambda frame: detector.preparer(frame.image, f"frame {frame.index}"))
+        good = [item[0] for _, item in items if not isinstance(item, str)]
+        scored = score_prepared(detector, good) if good else []
+        for row in frame_rows(items, scored, detector.threshold, summary):
+            if on_row is not None:
                 on_row(row)
     return summary
+
+
+def prepare_frames(
+    frames: Iterable[Frame], prepare: Callable[[Frame], Prepared]
+) -> list[tuple[Frame, Prepared | str]]:
+    """Each frame with its prepared tensors and face report, or the message of why it could not be prepared."""
+    items: list[tuple[Frame, Prepared | str]] = []
+    for frame in frames:
+        try:
+            items.append((frame, prepare(frame)))
+        except ValueError as err:  # too small, odd shape: recorded per frame
+            items.append((frame, str(err)))
+    return items
+
+
+def frame_rows(
+    items: Sequence[tuple[Frame, Prepared | str]],
+    scored: Sequence[Scored],
+    threshold: float,
+    summary: VideoSummary,
+) -> list[dict[str, Any]]:
+    """One row per frame, in order (`scored`: the prepared frames' scores, in order); each added to `summary`."""
+    rows, scores = [], iter(scored)
+    for frame, item in items:
+        row: dict[str, Any] = {"frame": frame.index, "time_s": round(frame.time_s, 4)}
+        if isinstance(item, str):
+            row.update(p_fake=None, label=None, error=item)
+            summary.errors += 1
+        else:
+            row.update(scored_fields(next(scores), item[1], threshold))
+            summary.add(row["time_s"], row["p_fake"], row.get("face"))
+        rows.append(row)
+    return rows
 
 
 def plot_timeline(summary: VideoSummary, threshold: float, path: str | Path, title: str = "") -> Path:
