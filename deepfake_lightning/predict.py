@@ -16,14 +16,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deepfake_lightning.inference.detector import BaseDetector
-from deepfake_lightning.inference.face_regions import FACE_COLUMNS
 from deepfake_lightning.inference.from_config import detector_from_config
 from deepfake_lightning.inference.inputs import InputNotFoundError, expand_inputs
 from deepfake_lightning.inference.int8_cache import int8_config
 from deepfake_lightning.prediction.distributed import predict_distributed
 from deepfake_lightning.prediction.files import (
-    COLUMNS,
     auto_decode,
+    file_columns,
     loader_sizes,
     predict_files,
     write_scored_rows,
@@ -61,11 +60,6 @@ def detector_builder(cfg: DictConfig, paths: list[Path]) -> Callable[[str | None
     return build
 
 
-def columns_for(detector: BaseDetector) -> list[str]:
-    """The output's columns: `face`, `n_faces` and `faces` are added when the detector crops faces."""
-    return [*COLUMNS, *FACE_COLUMNS] if detector.face_crop else list(COLUMNS)
-
-
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Single process (the default), or `trainer=...`: a distributed `trainer.predict` job, merged on rank 0."""
     paths = _validate(cfg)
@@ -73,7 +67,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     if OmegaConf.select(cfg, "trainer") is not None:
         result = predict_distributed(
-            cfg.trainer, build, paths, cfg.output, columns_for, cfg.batch_size, cfg.num_workers, cfg.progress
+            cfg.trainer, build, paths, cfg.output, file_columns, cfg.batch_size, cfg.num_workers, cfg.progress
         )
         if "rank" in result:  # ranks > 0: rank 0 reports
             return result
@@ -84,7 +78,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         batch_size, workers = loader_sizes(detector, cfg.batch_size, cfg.num_workers, decode_in)
         log.info("batch_size=%d, num_workers=%d (%s)", batch_size, workers, decode_in)
         rows = predict_files(detector, paths, batch_size, workers, cfg.progress, decode_in)
-        counts = write_scored_rows(cfg.output, columns_for(detector), rows)
+        counts = write_scored_rows(cfg.output, file_columns(detector), rows)
     seconds = time.perf_counter() - start
     rate = len(paths) / seconds if seconds > 0 else float("inf")
     log.info("%d files in %.2f s (%.1f images/s): %s -> %s", len(paths), seconds, rate, counts, cfg.output)

@@ -10,10 +10,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from deepfake_lightning.inference.face_regions import FACE_COLUMNS
 from deepfake_lightning.inference.from_config import detector_from_config
 from deepfake_lightning.inference.video_source import Sampling, iter_frames
-from deepfake_lightning.prediction.frames import FRAME_COLUMNS, plot_timeline, predict_frames
+from deepfake_lightning.prediction.frames import frame_columns, plot_timeline, predict_frames
 from deepfake_lightning.prediction.row_writer import RowWriter
 from deepfake_lightning.utils.entry_schema import PredictVideoSettings
 from deepfake_lightning.utils.hydra_main import hydra_main
@@ -34,9 +33,8 @@ def predict_video(cfg: DictConfig) -> dict[str, Any]:
     frames_path = output_dir / f"frames.{cfg.frames_format}"
     live = None if cfg.live == "auto" else bool(cfg.live)
     frames = iter_frames(str(cfg.input), sampling, input_format=cfg.input_format, live=live)
-    columns = [c for c in FRAME_COLUMNS if c not in FACE_COLUMNS or detector.face_crop]
     start = time.perf_counter()
-    with RowWriter(frames_path, columns) as out:
+    with RowWriter(frames_path, frame_columns(detector)) as out:
         summary = predict_frames(detector, frames, cfg.batch_size, cfg.top_k, out.write, cfg.aggregate)
     seconds = time.perf_counter() - start
     result = {

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_in
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer
+from deepfake_lightning.inference.face_regions import FACE_COLUMNS
 from deepfake_lightning.prediction.decode_threads import thread_batches
 from deepfake_lightning.prediction.row_writer import RowWriter
 from deepfake_lightning.prediction.scoring import scored_fields, scored_images
@@ -180,6 +181,11 @@ def score_batch(
             continue
         rows.append(row | scored_fields(next(scored), item["face"], detector.threshold))
     return rows
+
+
+def file_columns(detector: BaseDetector) -> list[str]:
+    """The output's columns: `face`, `n_faces` and `faces` are added when the detector crops faces."""
+    return [*COLUMNS, *FACE_COLUMNS] if detector.face_crop else list(COLUMNS)
 
 
 def write_scored_rows(

@@ -81,6 +81,11 @@ class VideoSummary:
         }
 
 
+def frame_columns(detector: BaseDetector) -> list[str]:
+    """A frame file's columns: the face columns only when the detector crops faces."""
+    return [c for c in FRAME_COLUMNS if c not in FACE_COLUMNS or detector.face_crop]
+
+
 def predict_frames(
     detector: BaseDetector,
     frames: Iterable[Frame],
