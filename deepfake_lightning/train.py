@@ -27,8 +27,8 @@ from deepfake_lightning.data.face_crops import prepared_face_record
 from deepfake_lightning.distributed import gather_test_outputs, is_rank_zero
 from deepfake_lightning.distributed.requeue import requeued_checkpoint
 from deepfake_lightning.evaluation.calibrate_run import calibrate_predictions, uncalibrated
+from deepfake_lightning.evaluation.logits import predict_logits
 from deepfake_lightning.evaluation.per_group import carried_columns, report_by
-from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.test_outputs import write_test_outputs
 from deepfake_lightning.evaluation.training_data import data_config_name
 from deepfake_lightning.update import prepare_update, score_before, write_forgetting

@@ -136,9 +136,12 @@ def _imported_modules(tree: ast.AST) -> set[str]:
 
 
 def test_evaluation_keeps_only_labelled_evaluation() -> None:
-    """evaluation/predict.py holds the labelled logits of a module over a data module (eval, robustness,
+    """evaluation/logits.py holds the labelled logits of a module over a data module (eval, robustness,
     cross-dataset, calibration) and nothing else; no evaluation module scores files through the deployed side."""
-    tree = ast.parse((PACKAGE / "evaluation" / "predict.py").read_text())
+    assert not (PACKAGE / "evaluation" / "predict.py").exists(), (
+        "evaluation/predict.py is now evaluation/logits.py"
+    )
+    tree = ast.parse((PACKAGE / "evaluation" / "logits.py").read_text())
     defined = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
     assert defined == ["predict_logits"], defined
     crossing = [

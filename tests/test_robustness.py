@@ -15,8 +15,8 @@ from deepfake_lightning.bundle import open_model
 from deepfake_lightning.eval import evaluate
 from deepfake_lightning.evaluation.calibration import apply_temperature
 from deepfake_lightning.evaluation.corruptions import CORRUPTIONS, CorruptedTransform, corrupt
+from deepfake_lightning.evaluation.logits import predict_logits
 from deepfake_lightning.evaluation.metrics import compute_metrics
-from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.robustness import corruption_grid
 from deepfake_lightning.robustness import robustness
 from tests.conftest import CONF_DIR

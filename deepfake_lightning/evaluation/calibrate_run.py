@@ -18,8 +18,8 @@ import torch
 
 from deepfake_lightning.bundle import LoadedModel, write_calibration
 from deepfake_lightning.evaluation.calibration import apply_temperature, calibration_summary, fit_temperature
+from deepfake_lightning.evaluation.logits import predict_logits
 from deepfake_lightning.evaluation.plots import plot_reliability
-from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.thresholds import choose_threshold
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from deepfake_lightning.evaluation.calibration import apply_temperature
+from deepfake_lightning.evaluation.logits import predict_logits
 from deepfake_lightning.evaluation.markdown import cross_dataset_markdown, operating_point_note
 from deepfake_lightning.evaluation.metrics import compute_metrics
 from deepfake_lightning.evaluation.per_group import (
@@ -26,7 +27,6 @@ from deepfake_lightning.evaluation.per_group import (
     per_value_results,
     report_by,
 )
-from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.predictions import write_predictions_csv
 
 log = logging.getLogger(__name__)

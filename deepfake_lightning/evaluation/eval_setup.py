@@ -23,7 +23,7 @@ from deepfake_lightning.bundle import (
 from deepfake_lightning.data.face_crops import data_face_crop
 from deepfake_lightning.distributed import is_rank_zero
 from deepfake_lightning.evaluation.calibrate_run import DEFAULT_RULE, calibrate_predictions
-from deepfake_lightning.evaluation.predict import predict_logits
+from deepfake_lightning.evaluation.logits import predict_logits
 from deepfake_lightning.evaluation.training_data import adopt_training_data
 from deepfake_lightning.utils.config_validation import validate_data, validate_run
 from deepfake_lightning.utils.device import resolve_device  # noqa: F401 (robustness imports it from here)

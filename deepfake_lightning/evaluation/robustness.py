@@ -18,10 +18,10 @@ from torch.utils.data import DataLoader
 from deepfake_lightning.data.dataset import collate_skipping
 from deepfake_lightning.evaluation.calibration import apply_temperature
 from deepfake_lightning.evaluation.corruptions import CORRUPTIONS, CorruptedTransform
+from deepfake_lightning.evaluation.logits import predict_logits
 from deepfake_lightning.evaluation.markdown import operating_point_note, robustness_markdown
 from deepfake_lightning.evaluation.metrics import compute_metrics
 from deepfake_lightning.evaluation.plots import plot_robustness
-from deepfake_lightning.evaluation.predict import predict_logits
 
 log = logging.getLogger(__name__)
 

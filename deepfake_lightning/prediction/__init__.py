@@ -7,7 +7,7 @@ stacked, scored in one model call and cut back into one `Scored` per image (its 
 included), `frames.py` (a video's frames in bounded batches and the video's aggregate), `distributed.py` (the
 same files as a `trainer.predict` job, each rank's rows in a shard, merged on rank 0) and `batcher.py` (the
 service's dynamic batcher). `Detector.predict` scores through `scoring.py` too. Labelled logits for
-evaluation are `evaluation/predict.py`'s.
+evaluation are `evaluation/logits.py`'s.
 
 This package's `__init__` imports nothing: `inference/detector.py` uses `scoring.py`, and the loops here use
 `Detector`, so an import of the package must not pull in either side.

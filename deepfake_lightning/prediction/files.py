@@ -1,7 +1,7 @@
 """Score many unlabelled image files with a deployed detector; every file yields one row, errors included.
 
 The `predict` command's loop, single process and per rank of the distributed job (`distributed_predict.py`).
-Labelled evaluation logits of a checkpoint over its datamodule are `evaluation/predict.py`'s.
+Labelled evaluation logits of a checkpoint over its datamodule are `evaluation/logits.py`'s.
 
 Decoding and cropping run in workers, the model in the calling thread: while the model scores one batch, the
 workers prepare the next ones, so end to end runs at the model's rate whenever decoding keeps up. Workers are

@@ -18,11 +18,11 @@ import numpy as np
 
 from deepfake_lightning.data.multi_datamodule import SOURCE_COLUMN
 from deepfake_lightning.evaluation.calibration import apply_temperature
+from deepfake_lightning.evaluation.logits import predict_logits
 from deepfake_lightning.evaluation.markdown import fmt, fmt_ci, markdown_table
 from deepfake_lightning.evaluation.metrics import compute_metrics
 from deepfake_lightning.evaluation.paired_bootstrap import paired_auroc_delta
 from deepfake_lightning.evaluation.per_group import carried_columns, column_values
-from deepfake_lightning.evaluation.predict import predict_logits
 from deepfake_lightning.evaluation.predictions import read_predictions_csv, write_predictions_csv
 from deepfake_lightning.update.plan import UpdatePlan
 
