@@ -151,3 +151,22 @@ def test_evaluation_keeps_only_labelled_evaluation() -> None:
         if module.startswith(("deepfake_lightning.prediction", "deepfake_lightning.inference"))
     ]
     assert not crossing, crossing
+
+
+def _receiver(call: ast.Call) -> str:
+    """`detector` for `detector.score(...)` and `self.detector.score(...)`; '' for anything else."""
+    func = call.func
+    return _name(func.value) if isinstance(func, ast.Attribute) else ""
+
+
+def test_only_the_scoring_step_calls_the_model() -> None:
+    """Outside `bench/` (which times the model alone), no module calls `detector.score` but scoring.py: the files
+    loop's pre-stacked uint8 batches go through `scoring.score_stacked`, as every other path does."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == SCORING / "scoring.py" or PACKAGE / "bench" in path.parents:
+            continue
+        for call in _calls(ast.parse(path.read_text())):
+            if _name(call.func) == "score" and _receiver(call) == "detector":
+                found.append(f"{path.relative_to(REPO_ROOT)}:{call.lineno}")
+    assert not found, "a model call outside prediction/scoring.py:\n" + "\n".join(found)

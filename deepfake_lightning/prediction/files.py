@@ -32,7 +32,7 @@ from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer
 from deepfake_lightning.inference.face_regions import FACE_COLUMNS
 from deepfake_lightning.prediction.decode_threads import thread_batches
 from deepfake_lightning.prediction.row_writer import RowWriter
-from deepfake_lightning.prediction.scoring import scored_fields, scored_images
+from deepfake_lightning.prediction.scoring import score_stacked, scored_fields
 from deepfake_lightning.prediction.uint8_transfer import Uint8Transfer
 
 COLUMNS = ("path", "p_fake", "label", "error")
@@ -169,10 +169,9 @@ def score_batch(
 ) -> list[dict[str, Any]]:
     """One row per item of a collated batch, in order: `{"index", "path", "p_fake", "label", "error"}`, and with a
     face pipeline `face`, `n_faces`, `faces` (each face's box, landmarks and p_fake; the image's is the max)."""
-    inputs = batch["inputs"]
-    p_fake = detector.score(transfer.normalize(inputs)).p_fake if inputs is not None else np.empty(0)
-    good = [item for item in batch["items"] if "error" not in item]
-    scored = iter(scored_images(p_fake, None, [item["regions"] for item in good]) if good else [])
+    counts = [item["regions"] for item in batch["items"] if "error" not in item]
+    stacked = transfer.normalize(batch["inputs"]) if counts else []
+    scored = iter(score_stacked(detector, stacked, counts))
     rows = []
     for item in batch["items"]:
         row = {"index": item["index"], "path": item["path"], "p_fake": None, "label": None, "face": None}

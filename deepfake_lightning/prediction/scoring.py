@@ -70,8 +70,19 @@ def score_prepared(
     detector: BaseDetector, prepared: Sequence[Sequence[torch.Tensor]], attention: bool = False
 ) -> list[Scored]:
     """Prepared images (each a tuple of KxCxHxW tensors) scored in one model call, one `Scored` each, in order."""
-    scores = detector.score(stack_inputs(prepared), attention=attention)
-    return scored_images(scores.p_fake, scores.attention, region_counts(prepared))
+    return score_stacked(detector, stack_inputs(prepared), region_counts(prepared), attention)
+
+
+def score_stacked(
+    detector: BaseDetector, stacked: Sequence[torch.Tensor], counts: Sequence[int], attention: bool = False
+) -> list[Scored]:
+    """A batch already stacked (one (sum K)xCxHxW tensor per preprocessing; `counts`: each image's K) scored in
+    one model call, one `Scored` per image. The entry point of `files.py`, whose workers stack straight into
+    shared memory: unstacking to restack would copy every batch once more."""
+    if not counts:
+        return []
+    scores = detector.score(list(stacked), attention=attention)
+    return scored_images(scores.p_fake, scores.attention, counts)
 
 
 def scored_fields(scored: Scored, report: FaceReport | None, threshold: float) -> dict[str, Any]:
