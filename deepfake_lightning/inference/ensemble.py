@@ -26,6 +26,7 @@ from deepfake_lightning.inference.detector import (
 )
 from deepfake_lightning.inference.face_regions import ResolvedFaces, bundle_face_spec, resolve_face_pipeline
 from deepfake_lightning.inference.inputs import DEFAULT_MIN_SIZE
+from deepfake_lightning.prediction.ensemble_rule import COMBINE_RULE, mean_p_fake, mean_threshold
 
 
 class EnsembleDetector(BaseDetector):
@@ -42,7 +43,7 @@ class EnsembleDetector(BaseDetector):
             raise ValueError(f"an ensemble needs at least 2 models, got {len(members)}")
         self.members = list(members)
         self.threshold = (
-            float(threshold) if threshold is not None else float(np.mean([m.threshold for m in members]))
+            float(threshold) if threshold is not None else mean_threshold([m.threshold for m in members])
         )
         self.max_pixels = max_pixels
         self.faces: ResolvedFaces = resolve_face_pipeline(
@@ -81,7 +82,7 @@ class EnsembleDetector(BaseDetector):
             m.score([inputs[i]], attention=attention)
             for m, i in zip(self.members, self.input_of, strict=True)
         ]
-        p_fake = np.mean([s.p_fake for s in scores], axis=0)
+        p_fake = mean_p_fake([s.p_fake for s in scores])
         maps = [s.attention for s in scores]
         same_shape = all(m is not None for m in maps) and len({m.shape for m in maps}) == 1
         return BatchScores(p_fake, np.mean(maps, axis=0) if attention and same_shape else None)
@@ -89,7 +90,7 @@ class EnsembleDetector(BaseDetector):
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "ensemble",
-            "combine": "mean of calibrated p_fake",
+            "combine": COMBINE_RULE,
             "threshold": self.threshold,
             "face_crop": self.face_crop,
             **self.faces.describe(),

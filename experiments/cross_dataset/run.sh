@@ -2,9 +2,10 @@
 # The cross-dataset benchmark: train each row's recipe, then score every model on every set's test split.
 #   bash experiments/cross_dataset/run.sh              # every row below, then the matrix
 #   bash experiments/cross_dataset/run.sh matrix       # only rebuild results/ from the rows already in results/
-#   bash experiments/cross_dataset/run.sh ROW_ID...    # train + eval these rows only (ids as in ROWS below)
+#   bash experiments/cross_dataset/run.sh ROW_ID...    # train + eval these rows only (ids as in ROWS below;
+#                                                      # an ENSEMBLES id fuses that ensemble from its members)
 # A row whose eval is already in runs/ is not trained again (FORCE=1 re-runs it). Each row's light copy (config,
-# history, test results, cross_dataset.json) goes to results/ROW_ID/, and the matrix is built from results/, so
+# history, test results, cross_dataset.json and the per-set predictions) goes to results/ROW_ID/, and the matrix is built from results/, so
 # rows trained in earlier sessions stay in the table without their (git-ignored) runs/.
 # Every choice inside a row (epochs, image size, recipe) was made on the training set's validation split; every
 # test split is read once per row, by its eval.
@@ -57,6 +58,14 @@ ROWS=(
   "lodo_lfw_faceswap_aligned|multi: ffhq_stylegan+dfdc_faces (aligned crops)|+experiment=lodo data.held_out=lfw_faceswap data.image_size=128 trainer.max_epochs=4 data.face_crop.enabled=true data.face_crop.scale=1.0 data.face_crop.size=224"
 )
 
+# ensemble rows (docs/inference.md, *Ensembles*): no training, no inference; the members' test predictions are
+# fused by the rule `EnsembleDetector` serves (the mean of calibrated p_fake, fixed a priori) and scored like a
+# row. id | row name (naming the union of the members' sets: those count as seen) | member row ids
+ENSEMBLES=(
+  "ens_ffhq_dfdc_aligned|ensemble: ffhq_stylegan (ImageNet) + dfdc_faces (ImageNet, aligned crops)|ffhq_stylegan_imagenet dfdc_faces_aligned"
+  "ens_ffhq_sbi_dino_dfdc_aligned|ensemble: ffhq_stylegan reals (self-blend, DINOv2-S) + dfdc_faces (aligned crops)|ffhq_stylegan_sbi_dino dfdc_faces_aligned"
+)
+
 # every test set as its own data node: the split of its training run (seeded, grouped where it has groups)
 TEST_SETS=(
   "+extra_eval_sets.ffhq_stylegan.root=$SHARED/ffhq_stylegan" "+extra_eval_sets.ffhq_stylegan.use_all_for_test=false"
@@ -90,22 +99,50 @@ train_and_eval() {  # row spec: a step whose output is already in runs/ is not r
   mkdir -p "$dest"
   cp "$run"/{config.yaml,training_history.json,test_results.json} "$dest/"
   cp "$run.eval/cross_dataset.json" "$dest/"
+  # the per-set predictions too (path,label,logit,p_fake; 200-1000 rows, ~40 KB a set): an ensemble row is fused
+  # from them, and any paired comparison can be redone, without the git-ignored runs/
+  mkdir -p "$dest/cross_dataset" && cp "$run.eval"/cross_dataset/*_predictions.csv "$dest/cross_dataset/"
   cp "$run/checkpoints/best.ckpt.json" "$dest/bundle.json" 2>/dev/null || true  # T, threshold, data, provenance
 }
 
+FUSE=()  # ensemble rows to (re)build after the rows: all of them, or those named
 case ${1:-all} in
-  all) for row in "${ROWS[@]}"; do train_and_eval "$row"; done ;;
-  matrix) ;;
+  all) for row in "${ROWS[@]}"; do train_and_eval "$row"; done; FUSE=("${ENSEMBLES[@]}") ;;
+  matrix) FUSE=("${ENSEMBLES[@]}") ;;
   *)
     for id in "$@"; do
       found=0
       for row in "${ROWS[@]}"; do [[ $(field "$row" 0) == "$id" ]] && { train_and_eval "$row"; found=1; }; done
+      for ens in "${ENSEMBLES[@]}"; do [[ $(field "$ens" 0) == "$id" ]] && { FUSE+=("$ens"); found=1; }; done
       [[ $found == 1 ]] || { echo "unknown row id: $id" >&2; exit 2; }
     done ;;
 esac
 
+row_name() {  # a ROWS id -> its row name
+  local row
+  for row in "${ROWS[@]}"; do [[ $(field "$row" 0) == "$1" ]] && { field "$row" 1; return; }; done
+  echo "unknown member row id: $1" >&2; return 2
+}
+
+fuse_ensemble() {  # ensemble spec: fused from the members' eval in runs/, else their light copy in results/
+  local id name members=() member dir
+  id=$(field "$1" 0) name=$(field "$1" 1)
+  for member in $(field "$1" 2); do
+    dir=$HERE/runs/$member.eval
+    [[ -f $dir/cross_dataset.json ]] || dir=$HERE/results/$member
+    if ! compgen -G "$dir/cross_dataset/*_predictions.csv" > /dev/null; then  # light copies before ensembles
+      echo "ensemble $id: member $member has no per-set predictions in runs/ or results/ yet; skipped" >&2
+      return 0
+    fi
+    members+=("$(row_name "$member")=$dir")
+  done
+  "$PY" -m deepfake_lightning.evaluation.fuse_rows out="$HERE/results/$id" "name=$name" "${members[@]}"
+}
+
+for ens in "${FUSE[@]}"; do fuse_ensemble "$ens"; done
+
 MATRIX_ROWS=()
-for row in "${ROWS[@]}"; do  # rows with results, in table order
+for row in "${ROWS[@]}" "${ENSEMBLES[@]}"; do  # rows with results, in table order
   id=$(field "$row" 0)
   [[ -f $HERE/results/$id/cross_dataset.json ]] && MATRIX_ROWS+=("$(field "$row" 1)=$HERE/results/$id")
 done
