@@ -5,7 +5,7 @@
 Each EVAL_DIR is a member row's eval (`cross_dataset.json` and `cross_dataset/<set>_predictions.csv`, as
 `python -m deepfake_lightning.eval ... extra_eval_sets=...` writes them; a benchmark light copy keeps both). Per
 test set, the members' predictions are joined by path and combined by the rule `EnsembleDetector` serves
-(`prediction/ensemble_rule.py`: the mean of the calibrated p_fake, fixed before any test split was read), then
+(`evaluation/ensemble_rule.py`: the mean of the calibrated p_fake, fixed before any test split was read), then
 scored by `compute_metrics`, so the row's AUROC and its bootstrap CI are computed as every other row's are. The
 members must have scored exactly the same images with the same labels; anything else is refused.
 
@@ -30,16 +30,16 @@ from typing import Any
 import numpy as np
 
 from deepfake_lightning.evaluation.cross_dataset_matrix import read_sets
-from deepfake_lightning.evaluation.markdown import cross_dataset_markdown
-from deepfake_lightning.evaluation.metrics import compute_metrics
-from deepfake_lightning.evaluation.paired_bootstrap import paired_auroc_delta
-from deepfake_lightning.evaluation.predictions import read_predictions_csv, write_predictions_csv
-from deepfake_lightning.prediction.ensemble_rule import (
+from deepfake_lightning.evaluation.ensemble_rule import (
     COMBINE_RULE,
     THRESHOLD_RULE,
     mean_p_fake,
     mean_threshold,
 )
+from deepfake_lightning.evaluation.markdown import cross_dataset_markdown
+from deepfake_lightning.evaluation.metrics import compute_metrics
+from deepfake_lightning.evaluation.paired_bootstrap import paired_auroc_delta
+from deepfake_lightning.evaluation.predictions import read_predictions_csv, write_predictions_csv
 
 PREDICTIONS_DIR = "cross_dataset"
 DEFAULT_BOOTSTRAP = 1000

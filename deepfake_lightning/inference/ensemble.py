@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from deepfake_lightning.data.images import MAX_PIXELS
+from deepfake_lightning.evaluation.ensemble_rule import COMBINE_RULE, mean_p_fake, mean_threshold
 from deepfake_lightning.evaluation.metrics import compute_metrics
 from deepfake_lightning.inference.detector import (
     BaseDetector,
@@ -26,7 +27,6 @@ from deepfake_lightning.inference.detector import (
 )
 from deepfake_lightning.inference.face_regions import ResolvedFaces, bundle_face_spec, resolve_face_pipeline
 from deepfake_lightning.inference.inputs import DEFAULT_MIN_SIZE
-from deepfake_lightning.prediction.ensemble_rule import COMBINE_RULE, mean_p_fake, mean_threshold
 
 
 class EnsembleDetector(BaseDetector):
