@@ -46,6 +46,7 @@ ROWS=(
   "lfw_faceswap_dino|lfw_faceswap (DINOv2-S partial)|$LFW_SET $DINO"
   "ffhq_stylegan_sbi_dino|ffhq_stylegan reals (self-blend, DINOv2-S partial)|$FFHQ_SET $SBI $DINO_SBI"
   "lfw_faceswap_sbi_dino|lfw_faceswap reals (self-blend, DINOv2-S partial)|$LFW_SET $SBI $DINO_SBI"
+  "dfdc_faces_sbi_dino|dfdc_faces reals (self-blend, DINOv2-S partial)|$DFDC_SET $SBI $DINO_SBI"
   # leave one dataset out (docs/multi_source.md): two sets in one data module, the third never seen; rows with
   # dfdc_faces take its CPU budget (128 px, 4 epochs), the other the ffhq/lfw one (160 px, 10 epochs)
   "lodo_ffhq_stylegan|multi: dfdc_faces+lfw_faceswap|+experiment=lodo data.held_out=ffhq_stylegan data.image_size=128 trainer.max_epochs=4"
