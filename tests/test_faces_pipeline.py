@@ -173,17 +173,6 @@ def test_eval_crops_the_data_as_the_model_was_trained(
     assert cfg.data.face_crop.cache_dir == "/x" and cfg.data.face_crop.on_no_face == "full"  # local keys kept
 
 
-def test_face_crop_and_self_blend_are_refused_together() -> None:
-    from deepfake_lightning.utils.config_schema import ConfigError, DataSettings
-
-    values = {"root": "x", "layout": "folder", "fakes": "self_blend", "face_crop": {"enabled": True}}
-    with pytest.raises(
-        ConfigError, match="data.face_crop.enabled=true with data.fakes=self_blend: not combined"
-    ):
-        DataSettings.check(values)
-    DataSettings.check({**values, "face_crop": {"enabled": False}})  # off: fine
-
-
 def test_a_missing_face_model_stops_predict_with_one_line(
     tiny_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -211,7 +211,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         assert self.index is not None
         transform = self.image_transform(train)
         if self.fakes == "self_blend" and split in blended_splits(self.self_blend):
-            args = (self.self_blend, self.split_seed, self.on_bad_image, self.decoder)
+            args = (self.self_blend, self.split_seed, self.on_bad_image, self.decoder, self.face_cropper)
             return self_blend_dataset(self.index[split], split, self.root, transform, *args)
         require_trainable(self.index[split], split, self.root)
         return ImageDataset(self.index[split], transform, self.on_bad_image, self.decoder, self.face_cropper)

@@ -81,6 +81,13 @@ class FaceCropper:
         face = self.faces.get(path)
         return image if face is None else self.alignment.crop(image, face)[0]
 
+    def crop_landmarks(self, path: str) -> np.ndarray | None:
+        """The 5 landmarks of `path`'s face in the coordinates of the image `self(path, image)` returns: mapped
+        through the crop's own matrix; None where no face was found (the photo is used whole) or the face has
+        no landmarks (Haar). What `data.fakes=self_blend` draws its mask from on aligned crops."""
+        face = self.faces.get(path)
+        return None if face is None else self.alignment.landmarks_in_crop(face)
+
 
 def detect_index(
     index: Index, settings: Mapping[str, Any], on_bad_image: str = "skip", decoder: str = "auto"
@@ -122,7 +129,7 @@ def detect_index(
     }
     log.info(
         "data.face_crop: a face in %d of %d images (%s; %d detected now, the rest from %s)",
-        counts["faces_found"], total, spec["detector"], counts["detected_now"], cache.path,
+        counts["faces_found"], total, counts["pipeline"]["detector"], counts["detected_now"], cache.path,
     )  # fmt: skip
     if no_face:
         action = "skipped" if counts["on_no_face"] == "skip" else "used whole"

@@ -17,6 +17,13 @@ the mask (`mask == 0`) the fake is the real image, bit for bit.
   the shared sets are face crops with the face at a known place), jittered per sample. Then softened: a random
   erosion or dilation, an optional elastic deformation, a Gaussian blur of random width, and multiplied by a
   random blend ratio.
+* Aligned crops (`data.face_crop.enabled=true`): the blend is made inside the aligned crop, the image the
+  detector sees, from the landmarks of the same detection mapped through the same alignment matrix into crop
+  pixels (`FaceCropper.crop_landmarks`). Blending the whole photo before cropping would also be exact, but every
+  size-relative draw (the source's 3% shift, the mask's erosion and blur widths, the elastic wobble) would then
+  scale with the photo instead of the face, so the fakes would differ from the ones on ready crops; blending the
+  crop keeps one path: the blender always gets the image the detector sees and landmarks in its pixels. A photo
+  with no face (used whole, `on_no_face=full`) keeps the face-box ellipse in the whole photo, counted and logged.
 * Randomness: every draw comes from one seed per sample. In training that is the `EpochSampler`'s per-sample seed,
   a function of (run seed, epoch, position), so the fakes change every epoch and a resumed run draws the same ones
   (data/epoch_sampler.py); validation fakes are fixed, one per real, from (data.split_seed, index).
@@ -33,6 +40,7 @@ import cv2
 import numpy as np
 
 from deepfake_lightning.data.dataset import ImageDataset
+from deepfake_lightning.data.face_crops import FaceCropper
 from deepfake_lightning.data.images import load_rgb
 from deepfake_lightning.data.index import DatasetLayoutError, Index, Sample, describe
 from deepfake_lightning.data.split_checks import warn_single_class_splits
@@ -188,7 +196,8 @@ class SelfBlendDataset(ImageDataset):
     `n + i` is a blend of real `i` (target 1), its path marked with `#self_blend`.
 
     A training key `(i, seed)` from `EpochSampler` blends with that seed (new fakes every epoch); a plain index
-    (validation) blends with a seed fixed by (`fixed_seed`, i), so every epoch validates on the same fakes."""
+    (validation) blends with a seed fixed by (`fixed_seed`, i), so every epoch validates on the same fakes.
+    With `crop` (data.face_crop) reals and blends are aligned crops, and `landmarks` are in crop pixels."""
 
     def __init__(
         self,
@@ -199,9 +208,11 @@ class SelfBlendDataset(ImageDataset):
         on_bad_image: str = "skip",
         decoder: str = "auto",
         landmarks: Mapping[str, np.ndarray] | None = None,
+        crop: FaceCropper | None = None,
     ) -> None:
         self.n_real = len(reals)
-        super().__init__([*reals, *((path, 1) for path, _ in reals)], transform, on_bad_image, decoder)
+        samples = [*reals, *((path, 1) for path, _ in reals)]
+        super().__init__(samples, transform, on_bad_image, decoder, crop)
         self.blender = blender
         self.fixed_seed = fixed_seed
         self.landmarks = landmarks or {}
@@ -281,17 +292,40 @@ def self_blend_dataset(
     fixed_seed: int = 0,
     on_bad_image: str = "skip",
     decoder: str = "auto",
+    cropper: FaceCropper | None = None,
 ) -> SelfBlendDataset:
-    """The dataset of a blended split: its reals and one self-blend of each (the split's own fakes unused)."""
+    """The dataset of a blended split: its reals and one self-blend of each (the split's own fakes unused).
+    With `cropper` (data.face_crop) both are aligned crops and the masks come from the crops' own landmarks."""
     reals = [(path, target) for path, target in samples if target == 0]
     _require_reals(len(reals), len(samples) - len(reals), split, root)
     landmarks = None
     if settings.get("mask", "landmarks") == "landmarks":
-        landmarks = face_landmarks([path for path, _ in reals], split)
+        paths = [path for path, _ in reals]
+        landmarks = face_landmarks(paths, split) if cropper is None else crop_landmarks(cropper, paths, split)
     blender = SelfBlender(
         **{key: value for key, value in settings.items() if key not in ("val_fakes", "mask")}
     )
-    return SelfBlendDataset(reals, transform, blender, fixed_seed, on_bad_image, decoder, landmarks)
+    return SelfBlendDataset(reals, transform, blender, fixed_seed, on_bad_image, decoder, landmarks, cropper)
+
+
+def _log_found(split: str, found: int, total: int, where: str) -> None:
+    missing = total - found
+    log.log(
+        logging.WARNING if missing else logging.INFO,
+        "data.self_blend.mask=landmarks: %s %d of %d reals with a face (%s); %d without one use the "
+        "face-box ellipse (data.self_blend.face_box)",
+        *(split, found, total, where, missing),
+    )
+
+
+def crop_landmarks(cropper: FaceCropper, paths: Sequence[str], split: str) -> dict[str, np.ndarray]:
+    """path -> the 5 landmarks of its aligned crop, in crop pixels: the detection `data.face_crop` made at
+    setup, mapped through the crop's matrix (no second detection). A real without a face is used whole and
+    keeps the face-box ellipse in the whole photo: counted, logged."""
+    found = {path: cropper.crop_landmarks(path) for path in paths}
+    kept = {path: marks for path, marks in found.items() if marks is not None}
+    _log_found(split, len(kept), len(paths), "data.face_crop, mapped into the aligned crop")
+    return kept
 
 
 def face_landmarks(paths: Sequence[str], split: str) -> dict[str, np.ndarray]:
@@ -304,11 +338,5 @@ def face_landmarks(paths: Sequence[str], split: str) -> dict[str, np.ndarray]:
             f"data.self_blend.mask=landmarks: {err} (or set data.self_blend.mask=face_box)"
         ) from None
     kept = {path: marks for path, marks in zip(paths, found, strict=True) if np.isfinite(marks).all()}
-    missing = len(paths) - len(kept)
-    log.log(
-        logging.WARNING if missing else logging.INFO,
-        "data.self_blend.mask=landmarks: %s %d of %d reals with a face (CenterFace); %d without one use the "
-        "face-box ellipse (data.self_blend.face_box)",
-        *(split, len(kept), len(paths), missing),
-    )
+    _log_found(split, len(kept), len(paths), "CenterFace")
     return kept

@@ -2,7 +2,7 @@
 the landmarks, and `FacePipeline`, the detector + alignment that training, predict, predict_video, the service
 and `prepare` all share. See docs/faces.md."""
 
-from deepfake_lightning.faces.alignment import ALIGN_MODES, TEMPLATE, Alignment, align_face
+from deepfake_lightning.faces.alignment import ALIGN_MODES, TEMPLATE, Alignment, align_face, map_points
 from deepfake_lightning.faces.base import FaceDetector, FaceDetectorError
 from deepfake_lightning.faces.cache import DetectionCache, landmarks_for
 from deepfake_lightning.faces.detector import DEFAULT_DETECTOR, DETECTORS, build_detector
@@ -27,4 +27,5 @@ __all__ = [
     "align_face",
     "build_detector",
     "landmarks_for",
+    "map_points",
 ]

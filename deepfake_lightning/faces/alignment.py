@@ -42,6 +42,13 @@ def landmark_matrix(landmarks: np.ndarray, size: int, scale: float) -> np.ndarra
     return matrix
 
 
+def map_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """N x 2 image points (x, y) -> where the 2x3 `matrix` (an `Alignment.crop`'s) puts them in the crop: the
+    same transform `cv2.warpAffine` applies to the pixels, so a landmark lands on its feature in the crop."""
+    xy = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return xy @ np.asarray(matrix, dtype=np.float64)[:, :2].T + np.asarray(matrix, dtype=np.float64)[:, 2]
+
+
 def box_matrix(box: tuple[float, float, float, float], size: int, scale: float) -> np.ndarray:
     """The 2x3 scale-and-shift taking a square of side max(w, h) * scale, centred on the box, to the crop."""
     x1, y1, x2, y2 = box
@@ -76,6 +83,11 @@ class Alignment:
         if self.method(face) == "landmarks":
             return landmark_matrix(face.landmarks, self.size, self.scale)  # type: ignore[arg-type]
         return box_matrix(face.box, self.size, self.scale)
+
+    def landmarks_in_crop(self, face: Face) -> np.ndarray | None:
+        """The face's 5 landmarks in the pixel coordinates of its crop (`map_points` through `matrix(face)`),
+        or None for a face without landmarks (Haar). The matrix depends on the face alone, not on the image."""
+        return None if face.landmarks is None else map_points(self.matrix(face), face.landmarks)
 
     def crop(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
         """(size x size x 3 uint8 crop, its 2x3 image->crop matrix)."""

@@ -385,12 +385,17 @@ class DataSettings(LoaderSettings):
         return self
 
     @model_validator(mode="after")
-    def _face_crop_alone(self) -> DataSettings:
-        """Self-blended fakes are drawn from landmarks of the whole photo: not from an aligned crop of it (yet)."""
-        if self.face_crop is not None and self.face_crop.enabled and self.fakes == "self_blend":
+    def _self_blend_landmarks_on_crops(self) -> DataSettings:
+        """On aligned crops a self-blend's landmark mask comes from the crop's own detection (data/self_blend.py):
+        a detector without landmarks (Haar) has none to give, so that pairing is refused rather than every mask
+        silently falling back to the face-box ellipse."""
+        face_crop, mask = self.face_crop, self.self_blend.mask if self.self_blend else "landmarks"
+        on_crops = self.fakes == "self_blend" and face_crop is not None and face_crop.enabled
+        if on_crops and mask == "landmarks" and face_crop.detector == "haar":
             raise ConfigError(
-                "data.face_crop.enabled=true with data.fakes=self_blend: not combined yet; train self-blends on "
-                "ready face crops (data.face_crop.enabled=false) or on the set's own fakes (data.fakes=dataset)"
+                "data.face_crop.detector=haar with data.fakes=self_blend: the Haar detector gives no landmarks "
+                "for the blend mask (data.self_blend.mask=landmarks); use data.face_crop.detector=centerface "
+                "or data.self_blend.mask=face_box"
             )
         return self
 
