@@ -58,6 +58,10 @@ ROWS=(
   "dfdc_faces_aligned|dfdc_faces (ImageNet, aligned crops)|$DFDC data.face_crop.enabled=true data.face_crop.scale=1.0 data.face_crop.size=224"
   # after dfdc_faces (aligned crops) reached LFW swaps (0.80): the LODO row that holds LFW out, on the same crops
   "lodo_lfw_faceswap_aligned|multi: ffhq_stylegan+dfdc_faces (aligned crops)|+experiment=lodo data.held_out=lfw_faceswap data.image_size=128 trainer.max_epochs=4 data.face_crop.enabled=true data.face_crop.scale=1.0 data.face_crop.size=224"
+  # self-blend from reals on the aligned crops (docs/self_blend.md): the blend is made inside the crop, its mask from
+  # the crop's own landmarks; the face_crop values are the aligned rows' above
+  "dfdc_faces_sbi_aligned|dfdc_faces reals (self-blend, aligned crops)|$DFDC $SBI data.face_crop.enabled=true data.face_crop.scale=1.0 data.face_crop.size=224"
+  "lfw_faceswap_sbi_aligned|lfw_faceswap reals (self-blend, aligned crops)|$LFW $SBI data.face_crop.enabled=true data.face_crop.size=176"
 )
 
 # ensemble rows (docs/inference.md, *Ensembles*): no training, no inference; the members' test predictions are
