@@ -51,8 +51,9 @@ def _need_lfw() -> None:
 
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """root/{real,fake}: 6 LFW photos per class (250 px, a small face in the centre: not crops yet) and one
-    noise image among the reals, which has no face."""
+    """root/{real,fake}: 6 LFW photos per class (250 px, a small face in the centre: not crops yet); among the
+    reals also a tight cut of one face (its aligned crop reaches outside it: black padding) and a noise image
+    without a face."""
     _need_lfw()
     centerface_model.fetch_centerface()
     root = tmp_path_factory.mktemp("photos")
@@ -60,6 +61,8 @@ def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / cls).mkdir()
         for path in sorted((LFW_DIR / cls).glob("*.jpg"))[:6]:
             shutil.copy(path, root / cls / path.name)
+    tight = load_rgb(sorted((LFW_DIR / "real").glob("*.jpg"))[0])[70:180, 70:180]  # its crop reaches outside
+    Image.fromarray(np.ascontiguousarray(tight)).save(root / "real" / "tight_face.png")
     noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     Image.fromarray(noise).save(root / "real" / "zz_noise.png")
     return root
@@ -125,18 +128,19 @@ def test_mapped_landmarks_land_on_the_crop_features(blended: SelfBlendDataset) -
         found = max(detector.detect(crop), key=lambda face: face.area)
         np.testing.assert_allclose(found.landmarks, marks, atol=0.06 * SIZE)
         checked += 1
-    assert checked == 6  # every LFW real; not the noise image
+    assert checked == 7  # every face; not the noise image
 
 
 def test_a_blended_crop_differs_from_the_real_crop_only_inside_the_mapped_mask(
     blended: SelfBlendDataset,
 ) -> None:
-    dataset, seen = blended, {"face": 0, "ellipse": 0}
+    dataset, seen = blended, {"face": 0, "padded": 0, "ellipse": 0}
     for i, (path, _) in enumerate(dataset.samples[: dataset.n_real]):
-        real = dataset.crop(path, load_rgb(path))  # the aligned crop (the photo itself without a face)
-        marks = dataset.landmarks.get(path)
+        photo = load_rgb(path)
+        real = dataset.crop(path, photo)  # the aligned crop (the photo itself without a face)
+        marks, reflected = dataset.landmarks.get(path), dataset.cropper.reflected(path, photo)
         fake = dataset._load(dataset.n_real + i, path, augment_seed=1234 + i)
-        expected, mask = dataset.blender(real, 1234 + i, marks)
+        expected, mask = dataset.blender(real, 1234 + i, marks, reflected)
         np.testing.assert_array_equal(fake, expected)  # blended inside the crop, from its landmarks
         assert mask.shape == real.shape[:2]
         outside = mask == 0
@@ -144,7 +148,7 @@ def test_a_blended_crop_differs_from_the_real_crop_only_inside_the_mapped_mask(
         np.testing.assert_array_equal(fake[outside], real[outside])  # bit for bit
         assert (fake != real)[mask >= mask.max() / 2].any()
         if "noise" in path:  # no face: used whole, the face-box ellipse in the whole photo
-            assert marks is None and real.shape == (120, 160, 3)
+            assert marks is None and reflected is None and real.shape == (120, 160, 3)
             seen["ellipse"] += 1
             continue
         seen["face"] += 1
@@ -152,7 +156,14 @@ def test_a_blended_crop_differs_from_the_real_crop_only_inside_the_mapped_mask(
         for x, y in np.round(marks[:3]).astype(int):  # eyes and nose inside the (unwobbled) hull
             assert mask[y, x] > 0, (path, x, y)
         assert not np.array_equal(mask, dataset.blender(real, 1234 + i)[1])  # not the ellipse
-    assert seen == {"face": 6, "ellipse": 1}
+        padding = ~reflected[1]  # crop pixels not (wholly) from the photo: black in every crop
+        if padding.any():
+            seen["padded"] += 1
+            assert (mask[padding] == 0).all() and (real[padding] < 255).all()
+            np.testing.assert_array_equal(reflected[0][~padding], real[~padding])
+            naive = dataset.blender(real, 1234 + i, marks)[1]
+            assert (naive[padding] > 0).any(), "the mask would have covered the padding"
+    assert seen == {"face": 7, "padded": 1, "ellipse": 1}
 
 
 def test_the_ellipse_fallback_is_counted_and_logged(faces_module: DeepfakeDataModule, caplog) -> None:  # noqa: ANN001
@@ -161,9 +172,9 @@ def test_the_ellipse_fallback_is_counted_and_logged(faces_module: DeepfakeDataMo
             _every_real(faces_module), "train", "photos", lambda image, seed=None: image, {},
             cropper=faces_module.face_cropper,
         )  # fmt: skip
-    assert len(dataset.landmarks) == 6 and dataset.n_real == 7
+    assert len(dataset.landmarks) == 7 and dataset.n_real == 8
     assert (
-        "train 6 of 7 reals with a face (data.face_crop, mapped into the aligned crop); 1 without one use the "
+        "train 7 of 8 reals with a face (data.face_crop, mapped into the aligned crop); 1 without one use the "
         "face-box ellipse" in caplog.text
     )
     assert faces_module.face_counts["no_face"] == 1  # data.face_crop's own count of the noise image

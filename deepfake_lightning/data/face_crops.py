@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from deepfake_lightning.data.images import BadImageError, load_rgb
@@ -80,6 +81,17 @@ class FaceCropper:
     def __call__(self, path: str, image: np.ndarray) -> np.ndarray:
         face = self.faces.get(path)
         return image if face is None else self.alignment.crop(image, face)[0]
+
+    def reflected(self, path: str, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(the crop with the photo's border reflected where `self(path, image)` is black, the bool mask of the
+        pixels both share), or None where the photo is used whole. Self-blend makes its perturbed source from the
+        first and blends only inside the second, so the black padding stays black and never shifts."""
+        face = self.faces.get(path)
+        if face is None:
+            return None
+        return self.alignment.crop(image, face, cv2.BORDER_REFLECT_101)[0], self.alignment.inside(
+            image.shape, face
+        )
 
     def crop_landmarks(self, path: str) -> np.ndarray | None:
         """The 5 landmarks of `path`'s face in the coordinates of the image `self(path, image)` returns: mapped

@@ -22,8 +22,11 @@ the mask (`mask == 0`) the fake is the real image, bit for bit.
   pixels (`FaceCropper.crop_landmarks`). Blending the whole photo before cropping would also be exact, but every
   size-relative draw (the source's 3% shift, the mask's erosion and blur widths, the elastic wobble) would then
   scale with the photo instead of the face, so the fakes would differ from the ones on ready crops; blending the
-  crop keeps one path: the blender always gets the image the detector sees and landmarks in its pixels. A photo
-  with no face (used whole, `on_no_face=full`) keeps the face-box ellipse in the whole photo, counted and logged.
+  crop keeps one path: the blender always gets the image the detector sees and landmarks in its pixels. Where
+  the crop reaches outside the photo (black padding, common for tight crops at scale 1.0), the source is made
+  from the same crop with the photo's border reflected and the mask is cut to the photo's pixels, so the padding
+  stays the real's (a shifted black edge inside the mask would mark every such fake). A photo with no face (used
+  whole, `on_no_face=full`) keeps the face-box ellipse in the whole photo, counted and logged.
 * Randomness: every draw comes from one seed per sample. In training that is the `EpochSampler`'s per-sample seed,
   a function of (run seed, epoch, position), so the fakes change every epoch and a resumed run draws the same ones
   (data/epoch_sampler.py); validation fakes are fixed, one per real, from (data.split_seed, index).
@@ -175,10 +178,19 @@ class SelfBlender:
         self.elastic = _Pipeline(A.Compose([A.ElasticTransform(alpha=100, sigma=8, approximate=True, p=1.0)]))
 
     def __call__(
-        self, real: np.ndarray, seed: int, landmarks: np.ndarray | None = None
+        self,
+        real: np.ndarray,
+        seed: int,
+        landmarks: np.ndarray | None = None,
+        reflected: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        """`reflected` (aligned crops that reach outside the photo, `FaceCropper.reflected`): (the crop with the
+        photo's border reflected instead of black, the pixels it shares with `real`). The source is perturbed
+        from the first and the mask cut to the second, so the black padding is the real's, never a shifted
+        copy of it (a straight edge inside the mask that only fakes would have). The draws are the same."""
         rng = np.random.default_rng(_seed(_SALT_BLEND, seed))
-        source = self.source(real, seed=int(rng.integers(0, 2**31)))
+        base, inside = (real, None) if reflected is None else reflected
+        source = self.source(base, seed=int(rng.integers(0, 2**31)))
         shape = real.shape[:2]
         hard = (
             ellipse_mask(shape, self.face_box, rng)
@@ -186,6 +198,8 @@ class SelfBlender:
             else landmark_mask(shape, landmarks, rng)
         )
         mask = soften(hard, rng, self.elastic, self.elastic_p) * rng.choice(self.blend_ratios)
+        if inside is not None:
+            mask = mask * inside
         weight = mask[..., None]
         blended = real.astype(np.float32) + weight * (source.astype(np.float32) - real.astype(np.float32))
         return np.clip(np.rint(blended), 0, 255).astype(np.uint8), mask
@@ -213,16 +227,20 @@ class SelfBlendDataset(ImageDataset):
         self.n_real = len(reals)
         samples = [*reals, *((path, 1) for path, _ in reals)]
         super().__init__(samples, transform, on_bad_image, decoder, crop)
+        self.cropper = crop
         self.blender = blender
         self.fixed_seed = fixed_seed
         self.landmarks = landmarks or {}
 
     def _load(self, index: int, path: str, augment_seed: int | None) -> np.ndarray:
-        image = super()._load(index, path, augment_seed)
         if index < self.n_real:
-            return image
+            return super()._load(index, path, augment_seed)
         seed = _seed(_SALT_VALID, self.fixed_seed, index) if augment_seed is None else augment_seed
-        return self.blender(image, seed, self.landmarks.get(path))[0]
+        photo = load_rgb(path, decoder=self.decoder)
+        if self.cropper is None:
+            return self.blender(photo, seed, self.landmarks.get(path))[0]
+        real = self.cropper(path, photo)
+        return self.blender(real, seed, self.landmarks.get(path), self.cropper.reflected(path, photo))[0]
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         item = super().__getitem__(key)

@@ -89,13 +89,29 @@ class Alignment:
         or None for a face without landmarks (Haar). The matrix depends on the face alone, not on the image."""
         return None if face.landmarks is None else map_points(self.matrix(face), face.landmarks)
 
-    def crop(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
-        """(size x size x 3 uint8 crop, its 2x3 image->crop matrix)."""
+    def crop(
+        self, image: np.ndarray, face: Face, border: int = cv2.BORDER_CONSTANT
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(size x size x 3 uint8 crop, its 2x3 image->crop matrix). `border`: what fills the crop where it
+        reaches outside the image; black (the crop every consumer uses) unless a caller asks otherwise."""
         matrix = self.matrix(face)
         crop = cv2.warpAffine(
-            image, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            image, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=border
         )
         return crop, matrix
+
+    def inside(self, shape: tuple[int, ...], face: Face) -> np.ndarray:
+        """size x size bool: the crop pixels sampled from the image alone (their bilinear footprint inside it),
+        so they are the same whatever `border` fills the rest."""
+        ones = np.full(shape[:2], 255, np.uint8)
+        warped = cv2.warpAffine(
+            ones,
+            self.matrix(face),
+            (self.size, self.size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+        )
+        return warped == 255
 
 
 def align_face(
