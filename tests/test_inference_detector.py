@@ -16,7 +16,8 @@ from deepfake_lightning.bundle import BundleError, CheckpointError, manifest_pat
 from deepfake_lightning.data.images import BadImageError
 from deepfake_lightning.faces import FACE_NOT_FOUND
 from deepfake_lightning.inference import Detector, EnsembleDetector, evaluate_ensemble, load_detector
-from deepfake_lightning.inference.inputs import ImageTooSmallError, expand_inputs
+from deepfake_lightning.inference.inputs import expand_inputs
+from deepfake_lightning.prediction.image_check import ImageTooSmallError
 from deepfake_lightning.utils.hashing import sha256_file
 from tests.fixtures_inference import face_like_image, save_image
 

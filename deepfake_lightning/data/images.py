@@ -33,11 +33,40 @@ _FAST_COLOURSPACES = ("YCbCr", "Gray")
 
 
 class BadImageError(ValueError):
-    """An image file that cannot be decoded; the message names the path and the reason."""
+    """An image file that cannot be decoded; the message names the path and the reason, `reason` says which
+    check refused it (a code `prediction/image_check.py` maps to a row's error and the service's status)."""
+
+    reason = "damaged"  # truncated data, a broken header or chunk
 
 
 class ImageTooLargeError(BadImageError):
     """More pixels than the configured limit (decompression-bomb guard); the service answers 413."""
+
+    reason = "too_many_pixels"
+
+
+class EmptyImageError(BadImageError):
+    """A file (or upload) of 0 bytes."""
+
+    reason = "empty"
+
+
+class NotAnImageError(BadImageError):
+    """Bytes of no accepted format (text, random bytes, PostScript...)."""
+
+    reason = "not_an_image"
+
+
+class CostlyImageError(BadImageError):
+    """An image whose decoding cost is not bounded by its pixels (`decode_limits.py`): refused before decoding."""
+
+    reason = "decode_cost"
+
+
+class UnreadableFileError(BadImageError):
+    """The file itself cannot be read (permissions, a link loop, gone)."""
+
+    reason = "unreadable"
 
 
 def is_image_file(name: str) -> bool:
@@ -112,14 +141,22 @@ def _decode_fast(data: bytes, path: str | Path, max_pixels: int) -> np.ndarray |
 
 def open_bounded(data: bytes, name: object, max_pixels: int) -> Image.Image:
     """`Image.open` of an accepted format whose decoding is bounded (`decode_limits.py`), size checked from the
-    header; nothing is decoded yet. Raises `ImageTooLargeError`, `BadImageError`, or PIL's own errors for a file
-    that is not an image at all."""
+    header; nothing is decoded yet. Every failure is a `BadImageError` naming `name`, of the type that says why
+    (`EmptyImageError`, `NotAnImageError`, `ImageTooLargeError`, `CostlyImageError`; a damaged header: the base)."""
+    if not data:
+        raise EmptyImageError(f"{name}: empty file (0 bytes); expected an image ({FORMAT_NAMES})")
     try:
         image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
     except (
         Image.DecompressionBombError
     ) as err:  # PIL's own cap, far above max_pixels: refused from the header
         raise ImageTooLargeError(f"{name}: DecompressionBombError: {err}") from None
+    except UnidentifiedImageError:  # its own text names a BytesIO object, not the file
+        raise NotAnImageError(
+            f"{name}: not an image in an accepted format ({FORMAT_NAMES}; {len(data)} bytes)"
+        ) from None
+    except Exception as err:  # SyntaxError, ValueError, OSError... from a damaged header
+        raise BadImageError(f"{name}: cannot decode image ({err.__class__.__name__}: {err})") from None
     try:
         if image.width * image.height > max_pixels:
             raise ImageTooLargeError(
@@ -128,17 +165,23 @@ def open_bounded(data: bytes, name: object, max_pixels: int) -> Image.Image:
         check_decode_cost(image, data, name)
     except DecodeCostError as err:
         image.close()
-        raise BadImageError(str(err)) from None
+        raise CostlyImageError(str(err)) from None
     except BadImageError:
         image.close()
         raise
     return image
 
 
-def _load_pil(data: bytes, path: str | Path, max_pixels: int) -> np.ndarray:
-    with open_bounded(data, path, max_pixels) as image:
-        image.load()
-        return rgb_array(image)
+def decode_opened(image: Image.Image, name: object) -> np.ndarray:
+    """Decode an image `open_bounded` opened to HxWx3 uint8 (a `BadImageError` naming `name` if its data is
+    damaged); the image is closed after. Split from the opening so the service can hold the header's pixels
+    from its decode budget before decoding."""
+    with image:
+        try:
+            image.load()
+            return rgb_array(image)
+        except Exception as err:  # truncated data, broken chunks, DecompressionBombError on frames
+            raise BadImageError(f"{name}: cannot decode image ({err.__class__.__name__}: {err})") from None
 
 
 def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS, decoder: str = "auto") -> np.ndarray:
@@ -148,7 +191,7 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS, decoder: str = "aut
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as err:
-        raise BadImageError(f"{path}: cannot decode image ({_reason(err)})") from err
+        raise UnreadableFileError(f"{path}: cannot read file ({err.__class__.__name__}: {err})") from err
     return decode_rgb(data, path, max_pixels, decoder)
 
 
@@ -165,17 +208,8 @@ def decode_rgb(
             image = _decode_fast(data, name, max_pixels)
             if image is not None:
                 return image
-        return _load_pil(data, name, max_pixels)
+        return decode_opened(open_bounded(data, name, max_pixels), name)
     except BadImageError:
         raise
-    # PIL raises many types: OSError, SyntaxError, ValueError, UnidentifiedImageError
-    except Exception as err:
-        if not data:
-            raise BadImageError(f"{name}: cannot decode image (empty file, 0 bytes)") from err
-        raise BadImageError(f"{name}: cannot decode image ({_reason(err)})") from err
-
-
-def _reason(err: Exception) -> str:
-    if isinstance(err, UnidentifiedImageError):  # its own text names a BytesIO object, not the file
-        return f"not an image in an accepted format ({FORMAT_NAMES})"
-    return f"{err.__class__.__name__}: {err}"
+    except Exception as err:  # the fast path's decoder: anything it raised that PIL's path would not
+        raise BadImageError(f"{name}: cannot decode image ({err.__class__.__name__}: {err})") from err

@@ -34,7 +34,8 @@ from deepfake_lightning.inference.face_regions import (
     regions,
     resolve_face_pipeline,
 )
-from deepfake_lightning.inference.inputs import DEFAULT_MIN_SIZE, as_list, as_rgb_array, check_min_size
+from deepfake_lightning.inference.inputs import as_list, as_rgb_array
+from deepfake_lightning.prediction.image_check import DEFAULT_MIN_SIZE, check_min_size
 from deepfake_lightning.prediction.scoring import label_of, score_prepared
 
 DESCRIBED = (  # bundle fields an answer may show (the card has the rest); paths are cut to names by the service

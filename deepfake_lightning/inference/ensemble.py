@@ -26,7 +26,7 @@ from deepfake_lightning.inference.detector import (
     preprocessing_key,
 )
 from deepfake_lightning.inference.face_regions import ResolvedFaces, bundle_face_spec, resolve_face_pipeline
-from deepfake_lightning.inference.inputs import DEFAULT_MIN_SIZE
+from deepfake_lightning.prediction.image_check import DEFAULT_MIN_SIZE
 
 
 class EnsembleDetector(BaseDetector):

@@ -1,7 +1,8 @@
 """Turn whatever a caller hands the detector (paths, PIL images, arrays, uploaded bytes) into HxWx3 uint8 RGB.
 
-File paths go through `data.images.load_rgb` and PIL images through `to_rgb`, exactly as in training, so a
-16-bit PNG, a CMYK JPEG or a rotated phone photo are scored the same way everywhere.
+File paths and bytes go through prediction's one decode step (`prediction/image_check.py`, `data.images`'
+decoders) and PIL images through `to_rgb`, exactly as in training, so a 16-bit PNG, a CMYK JPEG or a rotated
+phone photo are scored the same way everywhere.
 """
 
 from __future__ import annotations
@@ -13,73 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from deepfake_lightning.data.decode_limits import FORMAT_NAMES
 from deepfake_lightning.data.images import (
     MAX_PIXELS,
     BadImageError,
     ImageTooLargeError,
     is_image_file,
-    load_rgb,
-    open_bounded,
-    rgb_array,
     to_rgb,
 )
-
-DEFAULT_MIN_SIZE = 64
-"""Too-small policy: images whose shorter side is below this many pixels are refused, never upscaled."""
+from deepfake_lightning.prediction.image_check import decode_checked
 
 ImageInput = str | Path | Image.Image | np.ndarray | bytes
 
 
-class ImageTooSmallError(BadImageError):
-    """Shorter side below `min_size`; a score on a 20-px thumbnail is noise, so it is refused."""
-
-
 class InputNotFoundError(FileNotFoundError):
     """`input=` names no file, folder or glob match."""
-
-
-def check_min_size(image: np.ndarray, min_size: int, name: str) -> None:
-    height, width = image.shape[:2]
-    if min(height, width) < min_size:
-        raise ImageTooSmallError(
-            f"{name}: image is {width}x{height} px; the shorter side must be at least min_size={min_size} px"
-        )
-
-
-def decode_image_bytes(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode an in-memory image (an upload); size, format and JPEG scans are checked from the header before any
-    pixel is decoded (`data/decode_limits.py`)."""
-    return decode_opened(open_upload(data, name, max_pixels), name)
-
-
-def open_upload(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """The header of an upload, checked (`open_bounded`); nothing decoded yet. Every failure is a `BadImageError`
-    naming the upload (`ImageTooLargeError` for the pixel cap)."""
-    if not data:
-        raise BadImageError(f"{name}: empty file")
-    try:
-        return open_bounded(data, name, max_pixels)
-    except BadImageError:
-        raise
-    except UnidentifiedImageError:
-        raise BadImageError(
-            f"{name}: not an image in an accepted format ({FORMAT_NAMES}; {len(data)} bytes)"
-        ) from None
-    except Exception as err:  # SyntaxError, ValueError... from a damaged header
-        raise BadImageError(f"{name}: not a readable image ({err.__class__.__name__}: {err})") from None
-
-
-def decode_opened(image: Image.Image, name: str) -> np.ndarray:
-    """Decode an image `open_upload` opened, to HxWx3 uint8; the image is closed after."""
-    with image:
-        try:
-            image.load()
-            return rgb_array(image)
-        except Exception as err:  # truncated data, broken chunks, DecompressionBombError on frames
-            raise BadImageError(f"{name}: cannot decode image ({err.__class__.__name__}: {err})") from None
 
 
 def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
@@ -104,10 +54,8 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
 
 def as_rgb_array(image: ImageInput, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Any supported input -> HxWx3 uint8; errors are `BadImageError`s naming the input."""
-    if isinstance(image, (str, Path)):
-        return load_rgb(image, max_pixels=max_pixels)
-    if isinstance(image, bytes):
-        return decode_image_bytes(image, name or "<bytes>", max_pixels)
+    if isinstance(image, (str, Path, bytes)):
+        return decode_checked(image, name, max_pixels)
     if isinstance(image, Image.Image):
         if image.width * image.height > max_pixels:
             raise ImageTooLargeError(

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepfake_lightning.data.images import BadImageError, load_rgb
+from deepfake_lightning.data.images import BadImageError
 from deepfake_lightning.data.transforms import build_eval_transform
 from deepfake_lightning.evaluation.metrics import compute_metrics
 from deepfake_lightning.inference.backends import INPUT_NAME, OnnxBackend
+from deepfake_lightning.prediction.image_check import decode_checked
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def _preprocessed(
     transform = build_eval_transform(**preprocessing)
     for path in paths:
         try:
-            yield str(path), transform(load_rgb(path))
+            yield str(path), transform(decode_checked(path))
         except BadImageError as err:
             log.warning("quantization: skipped %s", err)
 

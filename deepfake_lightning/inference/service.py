@@ -23,21 +23,20 @@ from typing import Annotated, Any
 import torch
 from fastapi import APIRouter, FastAPI, File, HTTPException, Query, Security, UploadFile
 from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from pydantic import BaseModel
 
 from deepfake_lightning.bundle import package_version
-from deepfake_lightning.data.images import BadImageError, ImageTooLargeError
+from deepfake_lightning.data.images import BadImageError
 from deepfake_lightning.inference import explain as explaining
 from deepfake_lightning.inference.decode_budget import Budget
 from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.disconnect import stop_event
 from deepfake_lightning.inference.drift import DriftMonitor
 from deepfake_lightning.inference.face_regions import FaceReport
-from deepfake_lightning.inference.inputs import decode_opened, open_upload
 from deepfake_lightning.inference.metrics import ServiceMetrics
 from deepfake_lightning.inference.middleware import install_middleware
 from deepfake_lightning.inference.model_card import model_card
@@ -64,7 +63,14 @@ from deepfake_lightning.prediction.frames import (
     predict_frames,
     prepare_frames,
 )
-from deepfake_lightning.prediction.scoring import Scored, label_of, score_prepared
+from deepfake_lightning.prediction.image_check import (
+    as_refusal,
+    decode_header,
+    open_checked,
+    refusal_fields,
+    refusal_response,
+)
+from deepfake_lightning.prediction.scoring import Scored, answer_fields, score_prepared
 
 READ_CHUNK = 1 << 16
 PATH_KEYS = ("source", "calibration_source", "manifest")
@@ -83,7 +89,8 @@ class PredictionOut(BaseModel):
     faces: list[dict[str, Any]] | None = None  # each face: box, score, landmarks, alignment, its own p_fake
     attention: list[list[float]] | None = None
     explanation: dict[str, str] | None = None  # ?explain=true: base64 PNGs "crop", "overlay"; "method"
-    error: str | None = None  # batch only: why this file has no score
+    error: str | None = None  # batch only: why this file has no score (the message a predictions row gets)
+    reason: str | None = None  # batch only: which check refused it (prediction/image_check.py)
 
 
 class BatchOut(BaseModel):
@@ -97,20 +104,26 @@ class VideoOut(BaseModel):
 
 
 def _client_error(err: Exception, detail: str | None = None) -> HTTPException:
-    status = 413 if isinstance(err, (ImageTooLargeError, VideoLimitError)) else 422
+    """A video's refusal (an image's is a `BadImageError`, answered by `refused_image`)."""
+    status = 413 if isinstance(err, VideoLimitError) else 422
     return HTTPException(status_code=status, detail=detail or str(err))
 
 
+def refused_image(err: BadImageError) -> JSONResponse:
+    """The answer to an image the decode-and-check step refused: its reason's status, `{"detail", "reason"}`."""
+    status, body = refusal_response(err)
+    return JSONResponse(body, status_code=status)
+
+
 async def _read_limited(upload: UploadFile, limit: int) -> bytes:
-    """Read at most `limit` bytes; one more means the file is too large (413), whatever the headers said."""
+    """Read at most `limit` bytes; one more means the file is too large (413), whatever the headers said. An
+    empty image is refused by the decode step (`empty`), as a file of 0 bytes is in a predictions row."""
     chunks, size = [], 0
     while chunk := await upload.read(READ_CHUNK):
         size += len(chunk)
         if size > limit:
             raise HTTPException(413, f"{upload.filename}: larger than the limit of {limit} bytes")
         chunks.append(chunk)
-    if size == 0:
-        raise HTTPException(422, f"{upload.filename}: empty file")
     return b"".join(chunks)
 
 
@@ -133,7 +146,7 @@ class _Scorer:
     async def prepare(self, data: bytes, name: str) -> Prepared:
         """The header checked in a worker thread, then decoded and preprocessed once its pixels fit the budget."""
         return await self.decode(
-            await run_in_threadpool(open_upload, data, name, self.settings.max_pixels), name
+            await run_in_threadpool(open_checked, data, name, self.settings.max_pixels), name
         )
 
     async def decode(self, image: Image.Image, name: str) -> Prepared:
@@ -144,7 +157,7 @@ class _Scorer:
             image.close()
 
     def _decode_prepare(self, image: Image.Image, name: str) -> Prepared:
-        array = decode_opened(image, name)
+        array = decode_header(image, name)
         if self.serial or self.crops_faces:  # face detectors (OpenCV cascade and dnn) are not thread-safe
             with self.lock:
                 return self.detector.preparer(array, name)
@@ -155,17 +168,9 @@ class _Scorer:
             return score_prepared(self.detector, [item for item, _ in prepared], attention=attention)
 
     def result(self, name: str, scored: Scored, report: FaceReport | None, **extra: Any) -> PredictionOut:
-        """The answer for one image; with faces, each face with its box and own p_fake (the image's is the max)."""
-        threshold = self.detector.threshold
-        faces = {} if report is None else report.fields(scored.regions if report.faces else None)
-        return PredictionOut(
-            filename=name,
-            p_fake=scored.p_fake,
-            label=label_of(scored.p_fake, threshold),
-            threshold=threshold,
-            **faces,
-            **extra,
-        )
+        """The answer for one image: a predictions row's fields (p_fake, label, the faces, each with its box and
+        own p_fake) and the threshold."""
+        return PredictionOut(filename=name, **answer_fields(scored, report, self.detector.threshold), **extra)
 
     async def one(self, data: bytes, name: str, attention: bool, explain: bool) -> PredictionOut:
         prepared = await self.prepare(data, name)
@@ -202,12 +207,12 @@ class _Scorer:
         results: list[PredictionOut | None] = [None] * len(names)
 
         def fail(i: int, err: Exception) -> None:
-            results[i] = PredictionOut(filename=names[i], error=str(err))
+            results[i] = PredictionOut(filename=names[i], **refusal_fields(as_refusal(err, names[i])))
 
         async def header(i: int) -> Image.Image | None:
             try:
-                return await run_in_threadpool(open_upload, contents[i], names[i], self.settings.max_pixels)
-            except (BadImageError, ValueError) as err:
+                return await run_in_threadpool(open_checked, contents[i], names[i], self.settings.max_pixels)
+            except ValueError as err:
                 fail(i, err)
                 return None
 
@@ -228,7 +233,7 @@ class _Scorer:
                 return None
             try:
                 return await self.decode(image, names[i])
-            except (BadImageError, ValueError) as err:
+            except ValueError as err:
                 fail(i, err)
                 return None
 
@@ -273,7 +278,9 @@ class _Scorer:
             )
         return summary, rows
 
-    def prepared_frames(self, path: str, container: str) -> Iterator[list[tuple[Frame, Prepared | str]]]:
+    def prepared_frames(
+        self, path: str, container: str
+    ) -> Iterator[list[tuple[Frame, Prepared | BadImageError]]]:
         """Decode and preprocess in a worker thread, one chunk at a time; a frame that fails keeps its message."""
         with self.videos:
             for chunk in batched(self.frames(path, container), self.settings.video_batch_size):
@@ -294,7 +301,7 @@ class _Scorer:
         try:
             async for items in iterate_in_threadpool(chunks):
                 scored = await asyncio.gather(
-                    *(self.batcher.score(item[0]) for _, item in items if not isinstance(item, str))
+                    *(self.batcher.score(item[0]) for _, item in items if not isinstance(item, BadImageError))
                 )
                 rows.extend(frame_rows(items, scored, self.detector.threshold, summary))
         finally:
@@ -393,10 +400,11 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
             raise HTTPException(422, "explain is switched off on this server (explain=false)")
         async with scorer.uploads.hold(file.size or settings.max_upload_bytes):
             data = await _read_limited(file, settings.max_upload_bytes)
+            name = file.filename or "upload"
             try:
-                return await scorer.one(data, file.filename or "upload", attention, explain)
-            except (BadImageError, ValueError) as err:
-                raise _client_error(err) from None
+                return await scorer.one(data, name, attention, explain)
+            except ValueError as err:  # a refused image: the decode step's reason and message
+                return refused_image(as_refusal(err, name))
 
     @v1.post("/predict/batch", response_model=BatchOut, response_model_exclude_none=True)
     async def predict_batch(files: Annotated[list[UploadFile], File()]) -> BatchOut:
@@ -418,6 +426,8 @@ def create_app(detector: BaseDetector, settings: ServiceSettings | None = None) 
         with tempfile.NamedTemporaryFile(suffix=".video") as handle:
             async with scorer.uploads.hold(file.size or settings.max_video_bytes):  # in memory until on disk
                 data = await _read_limited(file, settings.max_video_bytes)
+                if not data:
+                    raise HTTPException(422, f"{name}: empty file (0 bytes); expected a video")
                 try:
                     container = sniff_container(data[:SNIFF_BYTES], name)
                 except UnsupportedContainerError as err:

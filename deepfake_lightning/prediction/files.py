@@ -27,10 +27,10 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
-from deepfake_lightning.data.images import BadImageError, load_rgb
 from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer
 from deepfake_lightning.inference.face_regions import FACE_COLUMNS
 from deepfake_lightning.prediction.decode_threads import thread_batches
+from deepfake_lightning.prediction.image_check import as_refusal, decode_checked, refusal_fields
 from deepfake_lightning.prediction.row_writer import RowWriter
 from deepfake_lightning.prediction.scoring import score_stacked, scored_fields
 from deepfake_lightning.prediction.uint8_transfer import Uint8Transfer
@@ -42,7 +42,7 @@ DECODE_IN = ("auto", "threads", "processes")
 
 class FileDataset(Dataset):
     """`{"index", "path", "inputs", "face"}` per readable file (`face`: its `FaceReport` or None; `inputs`: one
-    KxCxHxW tensor per preprocessing, K its faces or 1), `{"index", "path", "error"}` otherwise."""
+    KxCxHxW tensor per preprocessing, K its faces or 1), else the refusal's row fields (`error`, `reason`)."""
 
     def __init__(self, paths: Sequence[str | Path], preparer: ImagePreparer, max_pixels: int) -> None:
         self.paths = [str(p) for p in paths]
@@ -55,11 +55,9 @@ class FileDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.paths[index]
         try:
-            inputs, face = self.preparer(load_rgb(path, max_pixels=self.max_pixels), path)
-        except BadImageError as err:
-            return {"index": index, "path": path, "error": str(err)}
+            inputs, face = self.preparer(decode_checked(path, max_pixels=self.max_pixels), path)
         except Exception as err:  # one odd file (e.g. a transform failing on it) must not abort the batch
-            return {"index": index, "path": path, "error": f"{path}: {err.__class__.__name__}: {err}"}
+            return {"index": index, "path": path, **refusal_fields(as_refusal(err, path))}
         return {"index": index, "path": path, "inputs": inputs, "face": face}
 
 
@@ -176,7 +174,7 @@ def score_batch(
     for item in batch["items"]:
         row = {"index": item["index"], "path": item["path"], "p_fake": None, "label": None, "face": None}
         if "error" in item:
-            rows.append(row | {"error": item["error"]})
+            rows.append(row | item)  # the refusal's fields
             continue
         rows.append(row | scored_fields(next(scored), item["face"], detector.threshold))
     return rows

@@ -15,10 +15,12 @@ from typing import Any
 
 import torch
 
+from deepfake_lightning.data.images import BadImageError
 from deepfake_lightning.evaluation.aggregate import DEFAULT_AGGREGATE, ScoreAggregate, check_aggregate
 from deepfake_lightning.inference.detector import BaseDetector
 from deepfake_lightning.inference.face_regions import FACE_COLUMNS, FaceReport
 from deepfake_lightning.inference.video_source import Frame, batched
+from deepfake_lightning.prediction.image_check import as_refusal, refusal_fields
 from deepfake_lightning.prediction.scoring import Scored, label_of, score_prepared, scored_fields
 
 FRAME_COLUMNS = ("frame", "time_s", "p_fake", "label", *FACE_COLUMNS, "error")
@@ -98,7 +100,7 @@ def predict_frames(
     summary = VideoSummary(top_k=top_k, aggregate=aggregate)
     for batch in batched(frames, batch_size):
         items = prepare_frames(batch, lambda frame: detector.preparer(frame.image, f"frame {frame.index}"))
-        good = [item[0] for _, item in items if not isinstance(item, str)]
+        good = [item[0] for _, item in items if not isinstance(item, BadImageError)]
         scored = score_prepared(detector, good) if good else []
         for row in frame_rows(items, scored, detector.threshold, summary):
             if on_row is not None:
@@ -108,19 +110,20 @@ def predict_frames(
 
 def prepare_frames(
     frames: Iterable[Frame], prepare: Callable[[Frame], Prepared]
-) -> list[tuple[Frame, Prepared | str]]:
-    """Each frame with its prepared tensors and face report, or the message of why it could not be prepared."""
-    items: list[tuple[Frame, Prepared | str]] = []
+) -> list[tuple[Frame, Prepared | BadImageError]]:
+    """Each frame with its prepared tensors and face report, or the refusal that says why it could not be
+    prepared (`image_check.py`: the reason and message a file or an upload would get)."""
+    items: list[tuple[Frame, Prepared | BadImageError]] = []
     for frame in frames:
         try:
             items.append((frame, prepare(frame)))
         except ValueError as err:  # too small, odd shape: recorded per frame
-            items.append((frame, str(err)))
+            items.append((frame, as_refusal(err, f"frame {frame.index}")))
     return items
 
 
 def frame_rows(
-    items: Sequence[tuple[Frame, Prepared | str]],
+    items: Sequence[tuple[Frame, Prepared | BadImageError]],
     scored: Sequence[Scored],
     threshold: float,
     summary: VideoSummary,
@@ -129,8 +132,8 @@ def frame_rows(
     rows, scores = [], iter(scored)
     for frame, item in items:
         row: dict[str, Any] = {"frame": frame.index, "time_s": round(frame.time_s, 4)}
-        if isinstance(item, str):
-            row.update(p_fake=None, label=None, error=item)
+        if isinstance(item, BadImageError):
+            row.update(refusal_fields(item))
             summary.errors += 1
         else:
             row.update(scored_fields(next(scores), item[1], threshold))

@@ -95,3 +95,11 @@ def scored_fields(scored: Scored, report: FaceReport | None, threshold: float) -
     if report is not None:
         fields.update(report.fields(scored.regions if report.faces else None))
     return fields
+
+
+def answer_fields(scored: Scored, report: FaceReport | None, threshold: float) -> dict[str, Any]:
+    """The service's answer for one image: a predictions row's fields (`scored_fields`), the same names and
+    values, and the threshold; `error`, empty, is left out."""
+    fields = scored_fields(scored, report, threshold)
+    del fields["error"]
+    return fields | {"threshold": threshold}
