@@ -170,3 +170,25 @@ def test_only_the_scoring_step_calls_the_model() -> None:
             if _name(call.func) == "score" and _receiver(call) == "detector":
                 found.append(f"{path.relative_to(REPO_ROOT)}:{call.lineno}")
     assert not found, "a model call outside prediction/scoring.py:\n" + "\n".join(found)
+
+
+ENTRY_ALLOWED = (  # what a thin prediction entry point may import from the package: its inputs, its job, utils
+    "deepfake_lightning.inference.inputs",
+    "deepfake_lightning.inference.video_source",
+    "deepfake_lightning.prediction.file_job",
+    "deepfake_lightning.prediction.video_job",
+    "deepfake_lightning.utils.",
+)
+
+
+@pytest.mark.parametrize("entry", ["predict.py", "predict_video.py"])
+def test_prediction_entry_points_are_thin(entry: str) -> None:
+    """As lightning-hydra-template's: validate the config, call the run in prediction/, return its result. The
+    detector (int8 cache included), the choice of one process or a distributed job and the output files are
+    the package's."""
+    tree = ast.parse((PACKAGE / entry).read_text())
+    imported = sorted(m for m in _imported_modules(tree) if m.startswith("deepfake_lightning"))
+    outside = [m for m in imported if not m.startswith(ENTRY_ALLOWED)]
+    assert not outside, f"{entry} builds what prediction/ should: imports {outside}"
+    functions = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+    assert len(functions) <= 3, functions  # _validate, the task, main
