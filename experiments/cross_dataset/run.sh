@@ -70,6 +70,8 @@ ROWS=(
 ENSEMBLES=(
   "ens_ffhq_dfdc_aligned|ensemble: ffhq_stylegan (ImageNet) + dfdc_faces (ImageNet, aligned crops)|ffhq_stylegan_imagenet dfdc_faces_aligned"
   "ens_ffhq_sbi_dino_dfdc_aligned|ensemble: ffhq_stylegan reals (self-blend, DINOv2-S) + dfdc_faces (aligned crops)|ffhq_stylegan_sbi_dino dfdc_faces_aligned"
+  # a GAN detector beside a detector that never saw a fake (self-blends of DFDC reals on aligned crops)
+  "ens_ffhq_dfdc_sbi_aligned|ensemble: ffhq_stylegan (ImageNet) + dfdc_faces reals (self-blend, aligned crops)|ffhq_stylegan_imagenet dfdc_faces_sbi_aligned"
 )
 
 # every test set as its own data node: the split of its training run (seeded, grouped where it has groups)
