@@ -6,6 +6,7 @@ A test module gets them with `pytest_plugins = ("tests.fixtures_inference",)`; h
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
-from tests.conftest import CONF_DIR, REPO_ROOT, TINY_TRAINER, make_folder_tree
+from tests.conftest import CONF_DIR, LFW_DIR, REPO_ROOT, TINY_TRAINER, make_folder_tree
 
 IMAGE_SIZE = 32
 
@@ -67,6 +68,52 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_ckpt: Path) -> Path
     from deepfake_lightning.inference.export_model import export_model
 
     return export_model(tiny_ckpt, tmp_path_factory.mktemp("tiny_export") / "model.onnx", fmt="onnx")
+
+
+@pytest.fixture(scope="session")
+def face_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """root/{real,fake}: 5 LFW photos per class (faces, not yet crops) and one noise image without a face."""
+    if not (LFW_DIR / "real").is_dir():
+        pytest.skip(
+            f"shared LFW face-swap set not found at {LFW_DIR} (it lives in ../shared beside the repo)"
+        )
+    from deepfake_lightning.faces import centerface_model
+
+    centerface_model.fetch_centerface()
+    root = tmp_path_factory.mktemp("face_folder")
+    for cls in ("real", "fake"):
+        (root / cls).mkdir()
+        for path in sorted((LFW_DIR / cls).glob("*.jpg"))[:5]:
+            shutil.copy(path, root / cls / path.name)
+    noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(root / "real" / "zz_noise.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def face_ckpt(tmp_path_factory: pytest.TempPathFactory, face_folder: Path) -> Path:
+    """A tiny model trained with data.face_crop on (CenterFace, 64 px): its bundle records the face pipeline."""
+    from deepfake_lightning.train import train
+
+    run = tmp_path_factory.mktemp("face_run") / "run"
+    overrides = [
+        *TINY_TRAINER,
+        "data=folder",
+        f"data.root={face_folder}",
+        "test=false",
+        "data.face_crop.enabled=true",
+        "data.face_crop.size=64",
+        f"data.face_crop.cache_dir={run.parent / 'cache'}",
+    ]
+    train(compose_entry("train", overrides, run))
+    return run / "checkpoints" / "best.ckpt"
+
+
+def two_faces() -> np.ndarray:
+    from deepfake_lightning.data.images import load_rgb
+
+    left, right = (load_rgb(p) for p in sorted((LFW_DIR / "real").glob("*.jpg"))[:2])
+    return np.concatenate([left, right], axis=1)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,59 +15,17 @@ from PIL import Image
 from deepfake_lightning.data.datamodule import DeepfakeDataModule
 from deepfake_lightning.data.images import load_rgb
 from deepfake_lightning.data.transforms import build_eval_transform
-from deepfake_lightning.faces import Alignment, FacePipeline, centerface_model
+from deepfake_lightning.faces import Alignment, FacePipeline
 from deepfake_lightning.inference import Detector
 from deepfake_lightning.inference.service import create_app
 from deepfake_lightning.inference.settings import ServiceSettings
 from deepfake_lightning.inference.video_source import Frame
 from deepfake_lightning.prediction.frames import predict_frames
-from tests.conftest import LFW_DIR, TINY_TRAINER
 from tests.fixtures_inference import compose_entry
+from tests.fixtures_inference import two_faces as _two_faces
 
-pytest_plugins = ("tests.fixtures_inference",)  # tiny_ckpt
+pytest_plugins = ("tests.fixtures_inference",)  # tiny_ckpt, face_folder, face_ckpt
 FACE_CROP = {"enabled": True, "detector": "centerface", "alignment": "landmarks", "scale": 1.3, "size": 64}
-
-
-@pytest.fixture(scope="module")
-def face_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """root/{real,fake}: 5 LFW photos per class (faces, not yet crops) and one noise image without a face."""
-    if not (LFW_DIR / "real").is_dir():
-        pytest.skip(
-            f"shared LFW face-swap set not found at {LFW_DIR} (it lives in ../shared beside the repo)"
-        )
-    centerface_model.fetch_centerface()
-    root = tmp_path_factory.mktemp("face_folder")
-    for cls in ("real", "fake"):
-        (root / cls).mkdir()
-        for path in sorted((LFW_DIR / cls).glob("*.jpg"))[:5]:
-            shutil.copy(path, root / cls / path.name)
-    noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
-    Image.fromarray(noise).save(root / "real" / "zz_noise.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def face_ckpt(tmp_path_factory: pytest.TempPathFactory, face_folder: Path) -> Path:
-    """A tiny model trained with data.face_crop on: its bundle records the face pipeline."""
-    from deepfake_lightning.train import train
-
-    run = tmp_path_factory.mktemp("face_run") / "run"
-    overrides = [
-        *TINY_TRAINER,
-        "data=folder",
-        f"data.root={face_folder}",
-        "test=false",
-        "data.face_crop.enabled=true",
-        "data.face_crop.size=64",
-        f"data.face_crop.cache_dir={run.parent / 'cache'}",
-    ]
-    train(compose_entry("train", overrides, run))
-    return run / "checkpoints" / "best.ckpt"
-
-
-def _two_faces() -> np.ndarray:
-    left, right = (load_rgb(p) for p in sorted((LFW_DIR / "real").glob("*.jpg"))[:2])
-    return np.concatenate([left, right], axis=1)
 
 
 def test_data_face_crop_serves_the_aligned_face(face_folder: Path, tmp_path: Path) -> None:

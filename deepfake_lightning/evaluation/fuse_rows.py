@@ -143,7 +143,7 @@ def fuse_rows(row: str, members: Mapping[str, str | Path], out: str | Path) -> P
         result["vs_members"] = {
             name: paired_auroc_delta(p, p_fake, joined["label"], n_bootstrap=n_bootstrap)
             for name, p in zip(members, joined["p_fake"], strict=True)
-            if 0 < joined["label"].sum() < joined["label"].size
+            if n_bootstrap > 0 and 0 < joined["label"].sum() < joined["label"].size  # else no CI to give
         }
         results[set_name] = result
         clipped = np.clip(p_fake, _EPS, 1.0 - _EPS)

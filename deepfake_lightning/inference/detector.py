@@ -72,27 +72,40 @@ class BatchScores:
 
 
 class ImagePreparer:
-    """RGB array -> (one KxCxHxW tensor per distinct preprocessing, face report). Picklable for DataLoader workers.
+    """RGB array -> (one KxCxHxW tensor per column, face report). Picklable for DataLoader workers.
 
-    K is the number of regions scored for the image: each face's aligned crop (`faces`, a `FacePipeline`), or 1,
-    the whole image (no pipeline, or no face found; the report says which). Too-small policy: the shorter side of
-    the *original* image must be >= `min_size`, else `ImageTooSmallError`.
+    A column is one distinct preprocessing (`transforms`) of the regions of one face pipeline: `faces` is a
+    `FacePipeline` (or None) every column shares, or one per column for an ensemble whose members crop
+    differently. K is the number of regions scored for the image in that column: each face's aligned crop, or 1,
+    the whole image (no pipeline, or no face found; the report says which). Each distinct pipeline runs once per
+    image; the face report is column 0's. Too-small policy: the shorter side of the *original* image must be
+    >= `min_size`, else `ImageTooSmallError`.
     """
 
     def __init__(
         self,
         transforms: Sequence[Callable[[np.ndarray], torch.Tensor]],
         min_size: int,
-        faces: FacePipeline | None,
+        faces: FacePipeline | None | Sequence[FacePipeline | None],
     ) -> None:
         self.transforms = list(transforms)
         self.min_size = min_size
-        self.faces = faces
+        self.pipelines = list(faces) if isinstance(faces, Sequence) else [faces] * len(self.transforms)
+        if len(self.pipelines) != len(self.transforms):
+            raise ValueError(
+                f"{len(self.pipelines)} face pipelines for {len(self.transforms)} preprocessings"
+            )
+        self.faces = self.pipelines[0] if self.pipelines else None  # the one whose faces an answer reports
 
     def __call__(self, image: np.ndarray, name: str) -> tuple[tuple[torch.Tensor, ...], FaceReport | None]:
         check_min_size(image, self.min_size, name)
-        arrays, report = regions(self.faces, image)
-        return tuple(torch.stack([transform(a) for a in arrays]) for transform in self.transforms), report
+        found: dict[int, tuple[list[np.ndarray], FaceReport | None]] = {}
+        columns = []
+        for transform, pipeline in zip(self.transforms, self.pipelines, strict=True):
+            if id(pipeline) not in found:
+                found[id(pipeline)] = regions(pipeline, image)
+            columns.append(torch.stack([transform(a) for a in found[id(pipeline)][0]]))
+        return tuple(columns), found[id(self.faces)][1] if columns else None
 
 
 def preprocessing_key(preprocessing: dict[str, Any]) -> str:

@@ -25,11 +25,21 @@ from deepfake_lightning.inference.detector import (
     Inputs,
     preprocessing_key,
 )
-from deepfake_lightning.inference.face_regions import ResolvedFaces, bundle_face_spec, resolve_face_pipeline
+from deepfake_lightning.inference.face_regions import (
+    MAX_FACES,
+    ResolvedFaces,
+    bundle_face_spec,
+    resolve_face_pipeline,
+)
 from deepfake_lightning.prediction.image_check import DEFAULT_MIN_SIZE
 
 
 class EnsembleDetector(BaseDetector):
+    """Members sharing one face pipeline (or none) are averaged per region, each image scored by its highest
+    region, as before. Members trained on different face pipelines (a full-frame GAN model beside an aligned-crop
+    swap model), with no pipeline forced by the caller, each read their own bundle's: the image's p_fake is the
+    mean of what each member alone gives it (`prediction/scoring.py`), each (pipeline, preprocessing) runs once."""
+
     def __init__(
         self,
         members: Sequence[Detector],
@@ -46,20 +56,27 @@ class EnsembleDetector(BaseDetector):
             float(threshold) if threshold is not None else mean_threshold([m.threshold for m in members])
         )
         self.max_pixels = max_pixels
-        self.faces: ResolvedFaces = resolve_face_pipeline(
-            _shared_face_spec(members, face_crop, face_options), face_crop, **(face_options or {})
-        )
-        self.face_crop = self.faces.pipeline is not None
-        keys: list[str] = []
-        transforms = []
-        self.input_of: list[int] = []  # member i reads prepared tensor input_of[i]
-        for member in self.members:
-            key = preprocessing_key(member.bundle.preprocessing)
-            if key not in keys:
-                keys.append(key)
-                transforms.append(member.transform)
-            self.input_of.append(keys.index(key))
-        self.preparer = ImagePreparer(transforms, min_size, self.faces.pipeline)
+        specs = [bundle_face_spec(m.bundle) for m in self.members]
+        chosen = {k: v for k, v in (face_options or {}).items() if k != "max_faces" and v is not None}
+        self.per_member_faces = len({repr(s) for s in specs}) > 1 and face_crop is None and not chosen
+        if self.per_member_faces:  # each member its bundle's pipeline; one pipeline object per distinct spec
+            max_faces = (face_options or {}).get("max_faces", MAX_FACES)
+            resolved = {repr(s): resolve_face_pipeline(s, None, max_faces=max_faces) for s in specs}
+            self.member_faces = [resolved[repr(s)] for s in specs]
+            self.faces = ResolvedFaces(None, "per member")
+        else:  # one pipeline for all: the one they share, or the caller's choice on top of the defaults
+            shared = specs[0] if len({repr(s) for s in specs}) == 1 else None
+            if shared is None and face_crop and not chosen:
+                raise ValueError(
+                    "the ensemble's models were trained on different face pipelines "
+                    f"({', '.join(sorted({repr(s) for s in specs}))}); leave face_crop unset to give each "
+                    "model its own, or choose one for all with face_detector=... (or face_crop=false)"
+                )
+            self.faces = resolve_face_pipeline(shared, face_crop, **(face_options or {}))
+            self.member_faces = [self.faces] * len(self.members)
+        self.face_crop = any(f.pipeline is not None for f in self.member_faces)
+        self.input_of, transforms, pipelines = _columns(self.members, self.member_faces)
+        self.preparer = ImagePreparer(transforms, min_size, pipelines)
 
     @classmethod
     def load(
@@ -76,8 +93,16 @@ class EnsembleDetector(BaseDetector):
         return cls(members, threshold, face_crop, min_size, max_pixels, face_options)
 
     def score(self, inputs: Inputs, attention: bool = False) -> BatchScores:
+        """Row-wise mean of the members' calibrated p_fake (row k of every column is the same region). With
+        per-member face pipelines the columns' rows are different regions: images go through
+        `prediction.scoring`, which averages per image; here only batches of one region per image are taken."""
         if isinstance(inputs, torch.Tensor):
             inputs = [inputs]
+        if self.per_member_faces and len({int(t.shape[0]) for t in inputs}) > 1:
+            raise ValueError(
+                "an ensemble with per-member face pipelines scores whole images (prediction.scoring."
+                f"score_prepared), not rows: its columns hold {[int(t.shape[0]) for t in inputs]} regions"
+            )
         scores = [
             m.score([inputs[i]], attention=attention)
             for m, i in zip(self.members, self.input_of, strict=True)
@@ -95,24 +120,34 @@ class EnsembleDetector(BaseDetector):
             "face_crop": self.face_crop,
             **self.faces.describe(),
             "min_size": self.preparer.min_size,
-            "members": [member.describe() for member in self.members],
+            "members": [
+                {**member.describe(), "face_crop": faces.pipeline is not None, **faces.describe()}
+                if self.per_member_faces
+                else member.describe()
+                for member, faces in zip(self.members, self.member_faces, strict=True)
+            ],
         }
 
 
-def _shared_face_spec(
-    members: Sequence[Detector], face_crop: bool | None, face_options: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    """The face pipeline all members were trained with; members that differ need an explicit choice."""
-    specs = {repr(bundle_face_spec(m.bundle)): bundle_face_spec(m.bundle) for m in members}
-    if len(specs) == 1:
-        return next(iter(specs.values()))
-    chosen = {k: v for k, v in (face_options or {}).items() if k != "max_faces" and v is not None}
-    if face_crop is False or chosen:
-        return None  # the caller decides
-    raise ValueError(
-        "the ensemble's models were trained on different face pipelines "
-        f"({', '.join(sorted(specs))}); choose one with face_crop=true face_detector=... or face_crop=false"
-    )
+def _columns(
+    members: Sequence[Detector], faces: Sequence[ResolvedFaces]
+) -> tuple[list[int], list[Any], list[Any]]:
+    """One prepared column per distinct (face pipeline, preprocessing), those with a face pipeline first (column
+    0's faces are the ones an answer reports): which column each member reads, each column's transform and
+    pipeline."""
+    keys: list[tuple[str, str]] = []
+    transforms, pipelines = [], []
+    for member, resolved in sorted(zip(members, faces, strict=True), key=lambda mf: mf[1].pipeline is None):
+        key = (repr(resolved.describe()["face_pipeline"]), preprocessing_key(member.bundle.preprocessing))
+        if key not in keys:
+            keys.append(key)
+            transforms.append(member.transform)
+            pipelines.append(resolved.pipeline)
+    input_of = [
+        keys.index((repr(f.describe()["face_pipeline"]), preprocessing_key(m.bundle.preprocessing)))
+        for m, f in zip(members, faces, strict=True)
+    ]
+    return input_of, transforms, pipelines
 
 
 def evaluate_ensemble(

@@ -72,7 +72,7 @@ def collate_prepared(items: list[dict[str, Any]]) -> dict[str, Any]:
     for item in items:
         if "error" not in item:
             good.append(item.pop("inputs"))
-            item["regions"] = int(good[-1][0].shape[0])
+            item["regions"] = tuple(int(t.shape[0]) for t in good[-1])  # per column
     if not good:
         return {"items": items, "inputs": None}
     if get_worker_info() is not None:  # a DataLoader worker process

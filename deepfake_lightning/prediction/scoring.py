@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from deepfake_lightning.evaluation.ensemble_rule import mean_p_fake
+
 if TYPE_CHECKING:
     from deepfake_lightning.inference.detector import BaseDetector
     from deepfake_lightning.inference.face_regions import FaceReport
@@ -34,9 +36,10 @@ def stack_inputs(prepared: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tenso
     return [torch.cat(list(column)) for column in zip(*prepared, strict=True)]
 
 
-def region_counts(prepared: Sequence[Sequence[torch.Tensor]]) -> list[int]:
-    """How many scored regions (rows of the batch) each image brought."""
-    return [int(tensors[0].shape[0]) for tensors in prepared]
+def region_counts(prepared: Sequence[Sequence[torch.Tensor]]) -> list[tuple[int, ...]]:
+    """How many scored regions (rows of the batch) each image brought, per column: the same in every column
+    unless the detector is an ensemble whose members crop faces differently."""
+    return [tuple(int(t.shape[0]) for t in tensors) for tensors in prepared]
 
 
 def per_image(p_fake: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
@@ -74,15 +77,43 @@ def score_prepared(
 
 
 def score_stacked(
-    detector: BaseDetector, stacked: Sequence[torch.Tensor], counts: Sequence[int], attention: bool = False
+    detector: BaseDetector,
+    stacked: Sequence[torch.Tensor],
+    counts: Sequence[Sequence[int]],
+    attention: bool = False,
 ) -> list[Scored]:
-    """A batch already stacked (one (sum K)xCxHxW tensor per preprocessing; `counts`: each image's K) scored in
-    one model call, one `Scored` per image. The entry point of `files.py`, whose workers stack straight into
+    """A batch already stacked (one (sum K)xCxHxW tensor per column; `counts`: each image's K per column) scored
+    in one model call, one `Scored` per image. The entry point of `files.py`, whose workers stack straight into
     shared memory: unstacking to restack would copy every batch once more."""
     if not counts:
         return []
+    if getattr(detector, "per_member_faces", False):
+        return score_members(detector, stacked, counts)
     scores = detector.score(list(stacked), attention=attention)
-    return scored_images(scores.p_fake, scores.attention, counts)
+    return scored_images(scores.p_fake, scores.attention, [c[0] for c in counts])
+
+
+def score_members(
+    ensemble: Any, stacked: Sequence[torch.Tensor], counts: Sequence[Sequence[int]]
+) -> list[Scored]:
+    """An ensemble whose members read different face pipelines: each member scores its own column and each image
+    gets, per member, what that member alone would give it (its highest region); the image's p_fake is the
+    ensemble rule over those. Column 0 holds the faces an answer reports: each face's p_fake is the rule over the
+    members reading column 0 (their score of that face) and the others (their score of the image). No attention
+    map: the members' maps cover different crops."""
+    per_member = []
+    for member, column in zip(ensemble.members, ensemble.input_of, strict=True):
+        scores = member.score([stacked[column]])
+        per_member.append((column, scored_images(scores.p_fake, None, [c[column] for c in counts])))
+    results = []
+    for i in range(len(counts)):
+        images = [(column, scored[i]) for column, scored in per_member]
+        p_fake = float(mean_p_fake([image.p_fake for _, image in images]))
+        faces = mean_p_fake(
+            [image.regions if column == 0 else [image.p_fake] * counts[i][0] for column, image in images]
+        )
+        results.append(Scored(p_fake, None, [float(p) for p in faces], int(np.argmax(faces))))
+    return results
 
 
 def scored_fields(scored: Scored, report: FaceReport | None, threshold: float) -> dict[str, Any]:

@@ -19,18 +19,21 @@ import numpy as np
 import torch
 
 from deepfake_lightning.data.transforms import build_eval_transform
-from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer, preprocessing_key
+from deepfake_lightning.inference.detector import BaseDetector, ImagePreparer
 
 LEVELS = 256
 
 
 def column_preprocessings(detector: BaseDetector) -> list[dict[str, Any]]:
-    """The distinct preprocessings of a detector, in the order its preparer produces them (ensembles: first use)."""
-    members = getattr(detector, "members", None) or [detector]
-    found: dict[str, dict[str, Any]] = {}
-    for member in members:
-        found.setdefault(preprocessing_key(member.bundle.preprocessing), dict(member.bundle.preprocessing))
-    return list(found.values())
+    """The preprocessing of each column the detector's preparer produces, in its order (an ensemble: the column
+    `input_of` says each member reads)."""
+    members = getattr(detector, "members", None)
+    if members is None:
+        return [dict(detector.bundle.preprocessing)]
+    found: dict[int, dict[str, Any]] = {}
+    for member, column in zip(members, detector.input_of, strict=True):
+        found.setdefault(column, dict(member.bundle.preprocessing))
+    return [found[column] for column in sorted(found)]
 
 
 def normalize_table(preprocessing: dict[str, Any]) -> np.ndarray:
@@ -49,7 +52,7 @@ class Uint8Transfer:
         columns = column_preprocessings(detector)
         base = detector.preparer
         transforms = [build_eval_transform(**{**p, "normalize": None}) for p in columns]
-        self.preparer = ImagePreparer(transforms, base.min_size, base.faces)
+        self.preparer = ImagePreparer(transforms, base.min_size, base.pipelines)
         self.max_pixels = detector.max_pixels
         self.tables = [normalize_table(p) for p in columns]
 
