@@ -83,8 +83,10 @@ def test_the_files_loop_and_the_service_agree_with_predict(
         client = TestClient(create_app(ensemble, ServiceSettings(max_batch_size=batch)))
         buffer = io.BytesIO()
         Image.fromarray(two_faces()).save(buffer, "PNG")
-        body = client.post("/v1/predict", files={"file": ("two.png", buffer.getvalue())}).json()
-        assert body["n_faces"] == 2
+        body = client.post("/v1/predict?explain=true", files={"file": ("two.png", buffer.getvalue())}).json()
+        assert (
+            body["n_faces"] == 2 and "crop" in body["explanation"]
+        )  # the best face, as the face member saw it
         assert body["p_fake"] == pytest.approx(ensemble.predict(two_faces())[0].p_fake, abs=1e-5)
 
 

@@ -52,8 +52,9 @@ def overlay(crop: np.ndarray, heat: np.ndarray, relative: bool = False) -> np.nd
 
 
 def normalize_of(detector: BaseDetector) -> Mapping[str, Any] | None:
-    """The normalisation of the first preprocessing (an ensemble's first member's)."""
-    member = detector if isinstance(detector, Detector) else getattr(detector, "members", [None])[0]
+    """The normalisation of the first prepared column (an ensemble's: that of the member reading column 0)."""
+    members, input_of = getattr(detector, "members", [None]), getattr(detector, "input_of", [0])
+    member = detector if isinstance(detector, Detector) else members[input_of.index(0)]
     return member.bundle.preprocessing.get("normalize") if isinstance(member, Detector) else None
 
 
