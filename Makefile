@@ -34,8 +34,8 @@ test: weights
 test-slow: weights
 	$(PY) -m pytest -m slow -p no:xdist $(PYTEST_ARGS)
 
-## against real engines the tests start themselves: a one-node SLURM cluster and a PostgreSQL server (Debian's
-## slurm-wlm, munge and postgresql must be installed; .ci/run installs them). One process: they share the cluster
+## against real engines the tests start themselves: a one-node SLURM cluster, a PostgreSQL server and an S3 server
+## (Debian's slurm-wlm, munge, postgresql, ceph-mon, ceph-osd and radosgw must be installed; .ci/run installs them). One process: they share the cluster
 test-cluster: weights
 	$(PY) -m pytest -m cluster -p no:xdist $(PYTEST_ARGS)
 

@@ -34,13 +34,11 @@ ABSENT_ENV = "DFL_CLUSTER_ENGINES"
 SLURM_TOOLS = ("munged", "mungekey", "slurmctld", "slurmd", "sinfo", "sbatch", "srun", "scancel", "scontrol")
 
 
-def require(what: str, missing: list[str]) -> None:
+def require(what: str, missing: list[str], packages: str = "slurm-wlm munge postgresql") -> None:
     """Fail (or skip, when DFL_CLUSTER_ENGINES=absent) naming the missing programs and the install line."""
     if not missing:
         return
-    message = (
-        f"{what}: {', '.join(missing)} not found (apt-get install slurm-wlm munge postgresql; .ci/run does)"
-    )
+    message = f"{what}: {', '.join(missing)} not found (apt-get install {packages}; .ci/run does)"
     if os.environ.get(ABSENT_ENV) == "absent":
         pytest.skip(message)
     pytest.fail(message)
