@@ -6,8 +6,9 @@ undecodable image. `path` is the file's path relative to the source data root.
 
 * Training (`ShardStream`, `TrainShardLoader`): a local folder is read in place (`in_place`). LitData deals
   whole-batch runs of chunks to every DDP rank and loader worker (disjoint; every rank gets the same number of full
-  batches), shuffles chunks and the samples inside them per epoch from (seed, epoch), and `StreamingDataLoader.state_dict` is what Lightning saves in the checkpoint
-  (its fit loop saves the state of any loader that has one), so a run resumed mid-epoch continues the epoch.
+  batches), shuffles chunks and the samples inside them per epoch from (seed, epoch), and
+  `StreamingDataLoader.state_dict` is what Lightning saves in the checkpoint (its fit loop saves the state of any
+  loader that has one), so a run resumed mid-epoch continues the epoch.
   Augmentation is seeded per sample from (seed, epoch, sample id) (`epoch_sampler.sample_seed`).
 * Evaluation (`ShardSplit`): a map-style dataset read by position, so validation and test are ordered, sharded
   by Lightning's DistributedSampler and gathered exactly as for folder data; `.samples` and a settable
@@ -34,7 +35,7 @@ Transform = Callable[..., torch.Tensor]
 # LitData deserializes a window of rows around each one read ("auto": 256 rows for a sample of a few `bytes` and
 # `str` leaves under 64 KB), for sequential readers of small text rows. A fully shuffled chunk reads its rows in
 # random order, so each image read unpacked (and copied) ~250 others' bytes and kept one: 3.6 of 14.4 s in a
-# cProfile of 20 batches, the whole gap to the folder reader. Evaluation loaders split a split's consecutive
+# cProfile of 20 batches in one process. Evaluation loaders split a split's consecutive
 # batches between workers, so each worker would unpack every window too. 0: unpack the requested row only.
 ITEM_DECODE = 0
 
