@@ -85,9 +85,20 @@ monmaptool --create --addv a "[v1:127.0.0.1:$MON_PORT]" --fsid "$FSID" "$DIR/mon
 ceph-mon "${C[@]}" --mkfs -i a --monmap "$DIR/monmap" || fail "ceph-mon --mkfs failed"
 timeout 60 ceph-mon "${C[@]}" -i a || fail "ceph-mon did not start"
 OSD_UUID="$(python3 -c 'import uuid; print(uuid.uuid4())')"
-timeout 60 ceph "${C[@]}" osd new "$OSD_UUID" 0 >/dev/null || fail "the monitor did not answer in 60 s"
+# a new monitor refuses commands ("wrong fsid", EPERM) for a moment after it starts: each step is tried again
+retry() {  # retry WHAT COMMAND...: up to 30 tries, 2 s apart
+    local what="$1" try
+    shift
+    for try in $(seq 30); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 2
+    done
+    fail "$what"
+}
+retry "the monitor did not answer in 60 s" timeout 20 ceph "${C[@]}" health
+retry "the monitor did not take the OSD" timeout 20 ceph "${C[@]}" osd new "$OSD_UUID" 0
 ceph-osd "${C[@]}" -i 0 --mkfs --osd-uuid "$OSD_UUID" >/dev/null 2>&1 || fail "ceph-osd --mkfs failed"
-timeout 60 ceph-osd "${C[@]}" -i 0 2>/dev/null || fail "ceph-osd did not start"
+retry "ceph-osd did not start" timeout 60 ceph-osd "${C[@]}" -i 0
 timeout 90 radosgw "${C[@]}" -n client.rgw.a || fail "radosgw did not start in 90 s"
 for _ in $(seq 120); do  # the gateway creates its pools, then listens
     if python3 -c "import socket; socket.create_connection(('127.0.0.1', $RGW_PORT), 1)" 2>/dev/null; then
