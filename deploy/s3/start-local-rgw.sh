@@ -58,6 +58,10 @@ osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true
 mon warn on pool no redundancy = false
+# a throwaway monitor holds a few MB: its default refusal to start below 5% free disk (mon data avail crit) stopped
+# it on a 252 GB disk with 7.8 GB free, so the guard is off here
+mon data avail crit = 0
+mon data avail warn = 0
 osd pool default pg autoscale mode = off
 osd objectstore = memstore
 memstore device bytes = 1073741824
