@@ -57,19 +57,20 @@ class EnsembleDetector(BaseDetector):
         )
         self.max_pixels = max_pixels
         specs = [bundle_face_spec(m.bundle) for m in self.members]
+        distinct = sorted({repr(s) for s in specs})
         chosen = {k: v for k, v in (face_options or {}).items() if k != "max_faces" and v is not None}
-        self.per_member_faces = len({repr(s) for s in specs}) > 1 and face_crop is None and not chosen
+        self.per_member_faces = len(distinct) > 1 and face_crop is None and not chosen
         if self.per_member_faces:  # each member its bundle's pipeline; one pipeline object per distinct spec
             max_faces = (face_options or {}).get("max_faces", MAX_FACES)
             resolved = {repr(s): resolve_face_pipeline(s, None, max_faces=max_faces) for s in specs}
             self.member_faces = [resolved[repr(s)] for s in specs]
             self.faces = ResolvedFaces(None, "per member")
         else:  # one pipeline for all: the one they share, or the caller's choice on top of the defaults
-            shared = specs[0] if len({repr(s) for s in specs}) == 1 else None
+            shared = specs[0] if len(distinct) == 1 else None
             if shared is None and face_crop and not chosen:
                 raise ValueError(
                     "the ensemble's models were trained on different face pipelines "
-                    f"({', '.join(sorted({repr(s) for s in specs}))}); leave face_crop unset to give each "
+                    f"({', '.join(distinct)}); leave face_crop unset to give each "
                     "model its own, or choose one for all with face_detector=... (or face_crop=false)"
                 )
             self.faces = resolve_face_pipeline(shared, face_crop, **(face_options or {}))
@@ -135,19 +136,18 @@ def _columns(
     """One prepared column per distinct (face pipeline, preprocessing), those with a face pipeline first (column
     0's faces are the ones an answer reports): which column each member reads, each column's transform and
     pipeline."""
-    keys: list[tuple[str, str]] = []
-    transforms, pipelines = [], []
-    for member, resolved in sorted(zip(members, faces, strict=True), key=lambda mf: mf[1].pipeline is None):
-        key = (repr(resolved.describe()["face_pipeline"]), preprocessing_key(member.bundle.preprocessing))
-        if key not in keys:
-            keys.append(key)
-            transforms.append(member.transform)
-            pipelines.append(resolved.pipeline)
-    input_of = [
-        keys.index((repr(f.describe()["face_pipeline"]), preprocessing_key(m.bundle.preprocessing)))
+    member_keys = [
+        (repr(f.describe()["face_pipeline"]), preprocessing_key(m.bundle.preprocessing))
         for m, f in zip(members, faces, strict=True)
     ]
-    return input_of, transforms, pipelines
+    keys: list[tuple[str, str]] = []
+    transforms, pipelines = [], []
+    for i in sorted(range(len(members)), key=lambda i: faces[i].pipeline is None):
+        if member_keys[i] not in keys:
+            keys.append(member_keys[i])
+            transforms.append(members[i].transform)
+            pipelines.append(faces[i].pipeline)
+    return [keys.index(key) for key in member_keys], transforms, pipelines
 
 
 def evaluate_ensemble(
