@@ -43,6 +43,11 @@ def read_sets(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
     }
 
 
+def sets_named(row: str, columns: Sequence[str]) -> list[str]:
+    """The sets a row trained on, read from its name: the matrix counts those as seen."""
+    return [col for col in columns if col in row]
+
+
 def build_matrix(rows: Mapping[str, str | Path]) -> dict[str, Any]:
     """``{"rows", "columns", "auroc": [[{value, ci_low, ci_high, n} | None]], "sources"}``."""
     per_row = {name: read_sets(path) for name, path in rows.items()}
@@ -60,7 +65,7 @@ def build_matrix(rows: Mapping[str, str | Path]) -> dict[str, Any]:
         "rows": list(rows),
         "columns": columns,
         "auroc": cells,
-        "trained_on": {row: [col for col in columns if col in row] for row in rows},
+        "trained_on": {row: sets_named(row, columns) for row in rows},
         "unseen": {
             row: unseen_summary(row, columns, row_cells) for row, row_cells in zip(rows, cells, strict=True)
         },

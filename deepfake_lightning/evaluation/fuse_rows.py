@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_lightning.evaluation.cross_dataset_matrix import read_sets
+from deepfake_lightning.evaluation.cross_dataset_matrix import read_sets, sets_named
 from deepfake_lightning.evaluation.ensemble_rule import (
     COMBINE_RULE,
     THRESHOLD_RULE,
@@ -52,11 +52,6 @@ class FusionError(ValueError):
 
 def predictions_path(eval_dir: str | Path, set_name: str) -> Path:
     return Path(eval_dir) / PREDICTIONS_DIR / f"{set_name}_predictions.csv"
-
-
-def sets_named(row: str, columns: Sequence[str]) -> list[str]:
-    """The sets a row trained on, read from its name (the rule `cross_dataset_matrix` applies)."""
-    return [col for col in columns if col in row]
 
 
 def _examples(paths: set[str], k: int = 3) -> str:
